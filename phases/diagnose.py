@@ -1,0 +1,161 @@
+"""DIAGNOSE: every rule over every file, findings scored, grouped into opportunities and ranked."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import re
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from types import ModuleType
+
+import structlog
+
+from tuber.agent.models import (
+    IMPACT_THRESHOLD,
+    Considered,
+    Diagnosis,
+    Finding,
+    Opportunity,
+    Scores,
+    Severity,
+    SkippedFile,
+)
+from tuber.phases.datamap.repo import RepoMap
+from tuber.phases.rules import catalogue
+from tuber.phases.rules.base import Hit, SourceFile, normalise
+
+log = structlog.get_logger("tuber.diagnose")
+
+TOP = 3
+# Categories whose findings are fixed by one schema change per table (index / migration work).
+SCHEMA_CATEGORIES = {"missing_index", "missing_composite_index", "missing_fk_constraint", "inefficient_type"}
+DATA_INTEGRITY = {"missing_transaction", "missing_fk_constraint", "unsafe_migration", "missing_rollback"}
+FOCUS_LAYERS = {"database": {"database"}, "api": {"api"}, "storage": {"storage"}, "security": {"security"}}
+PRIORITY_SCORE = {"performance": "performance_gain", "security": "security_level", "reliability": "reliability"}
+SUPPRESS = re.compile(r"#\s*tuber:\s*ignore(?:\[([\w\-, ]+)\])?")
+
+
+def severity_of(category: str, scores: Scores) -> Severity:
+    """The spec's classes: CRITICAL for vulnerabilities and integrity risks, then by impact."""
+    if scores.security_level >= 9 or (category in DATA_INTEGRITY and scores.reliability >= 9):
+        return "CRITICAL"
+    if scores.impact >= 70:
+        return "HIGH"
+    if scores.impact >= 30:
+        return "MEDIUM"
+    return "LOW"
+
+
+def fingerprint(rule_id: str, path: str, hit: Hit, file: SourceFile) -> str:
+    """Stable across unrelated line moves: rule, path, enclosing symbol and the hit's key or normalised line."""
+    key = hit.key or normalise(file.line_text(hit.line))
+    return hashlib.sha1(f"{rule_id}\0{path}\0{hit.symbol}\0{key}".encode()).hexdigest()[:16]
+
+
+def suppressed(file: SourceFile, hit: Hit, rule_id: str, category: str) -> bool:
+    """`# tuber: ignore` or `# tuber: ignore[rule-or-category]` on the finding's line."""
+    match = SUPPRESS.search(file.line_text(hit.line))
+    if not match:
+        return False
+    names = {n.strip() for n in (match.group(1) or "").split(",") if n.strip()}
+    return not names or rule_id in names or category in names
+
+
+def to_finding(rule: ModuleType, file: SourceFile, hit: Hit) -> Finding:
+    return Finding(
+        rule=rule.ID, category=rule.CATEGORY, layer=rule.LAYER, severity=severity_of(rule.CATEGORY, hit.scores),
+        path=file.path, line=hit.line, end_line=max(hit.end_line, hit.line), message=hit.message,
+        fingerprint=fingerprint(rule.ID, file.path, hit, file), fixable=hit.fixable, scores=hit.scores,
+        context=hit.context, scope=hit.scope,
+    )
+
+
+def hits_in(rule: ModuleType, file: SourceFile, repo: RepoMap) -> Iterable[Hit]:
+    triggers: tuple[str, ...] = getattr(rule, "TRIGGERS", ())
+    if triggers and not any(t in file.text for t in triggers):
+        return ()
+    return rule.detect(file, repo)
+
+
+def scan(repo: RepoMap, rules: Iterable[ModuleType] | None = None, ignore_rules: Iterable[str] = (),
+         ) -> tuple[list[Finding], list[SkippedFile]]:
+    """Run the rules over the repository: every finding, unranked, and the files that could not be read."""
+    findings: list[Finding] = []
+    skipped = list(repo.skipped)
+    ignored = set(ignore_rules)
+    selected = [r for r in (rules or catalogue.rules()) if r.ID not in ignored and r.CATEGORY not in ignored]
+    for file in list(repo.files.values()):
+        if file.language == "python":
+            try:
+                file.tree  # noqa: B018 - parse once, up front, to skip unparseable files cleanly
+            except (SyntaxError, ValueError, RecursionError) as error:
+                skipped.append(SkippedFile(path=file.path, reason=f"cannot parse: {error.__class__.__name__}"))
+                continue
+        for rule in selected:
+            if catalogue.language(rule) != file.language:
+                continue
+            try:
+                for hit in hits_in(rule, file, repo):
+                    if not suppressed(file, hit, rule.ID, rule.CATEGORY):
+                        findings.append(to_finding(rule, file, hit))
+            except RecursionError:
+                skipped.append(SkippedFile(path=file.path, reason=f"rule {rule.ID}: nesting too deep"))
+    unique = {f.fingerprint: f for f in findings}  # a rule reporting the same thing twice is one finding
+    return sorted(unique.values(), key=lambda f: (f.path, f.line, f.category)), skipped
+
+
+def group(findings: Iterable[Finding]) -> list[Opportunity]:
+    """One opportunity per (category, scope): scope is the table for schema fixes, else the file."""
+    buckets: dict[tuple[str, str], list[Finding]] = defaultdict(list)
+    for finding in findings:
+        buckets[(finding.category, finding.scope or finding.path)].append(finding)
+    opportunities = []
+    for (category, scope), members in buckets.items():
+        fixable = [f for f in members if f.fixable]
+        lead = max(fixable or members, key=lambda f: f.scores.impact)
+        ordered = sorted(members, key=lambda f: (-f.scores.impact, f.line))
+        opportunities.append(Opportunity(
+            id="", impact=lead.scores.impact, severity=lead.severity, category=category, layer=lead.layer,
+            title=lead.message, fingerprints=tuple(f.fingerprint for f in ordered), scores=lead.scores,
+            fixable=bool(fixable), scope=scope,
+        ))
+    return opportunities
+
+
+def rank(opportunities: Iterable[Opportunity], focus: str | None = None, priority: str | None = None,
+         ) -> list[Opportunity]:
+    """Highest impact first; --focus puts its layer first, --priority breaks ties by its score."""
+    def key(o: Opportunity) -> tuple[int, float, int, str]:
+        in_focus = 0 if focus is None or o.layer in FOCUS_LAYERS.get(focus, set()) else 1
+        tie = getattr(o.scores, PRIORITY_SCORE[priority]) if priority else 0
+        return (in_focus, -o.impact, -tie, o.category + o.scope)
+
+    ranked = sorted(opportunities, key=key)
+    return [o.model_copy(update={"id": str(i)}) for i, o in enumerate(ranked, 1)]
+
+
+def diagnose(repo: RepoMap, *, focus: str | None = None, priority: str | None = None,
+             ignore_rules: Iterable[str] = (), ignore_paths: Iterable[str] = ()) -> Diagnosis:
+    """Scan, score and rank. `findings` is complete; `opportunities` is the top 3 above the impact threshold."""
+    started = time.perf_counter()
+    findings, skipped = scan(repo, ignore_rules=ignore_rules)
+    globs = tuple(ignore_paths)
+    findings = [f for f in findings if not any(fnmatch.fnmatch(f.path, g) for g in globs)]
+    for item in skipped:
+        log.info("file skipped", path=item.path, reason=item.reason)
+    ranked = rank(group(findings), focus, priority)
+    top = [o for o in ranked if o.impact >= IMPACT_THRESHOLD][:TOP]
+    considered = [Considered(opportunity=o, reason=_not_top_reason(o)) for o in ranked if o not in top]
+    return Diagnosis(
+        findings=tuple(findings), opportunities=tuple(top), considered=tuple(considered), skipped=tuple(skipped),
+        files_scanned=len(repo.files), lines_scanned=sum(len(f.lines) for f in repo.files.values()),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def _not_top_reason(opportunity: Opportunity) -> str:
+    if opportunity.impact < IMPACT_THRESHOLD:
+        return f"impact {opportunity.impact:g} is below the threshold of {IMPACT_THRESHOLD:g}"
+    return f"ranked {opportunity.id}, below the top {TOP}"
