@@ -80,13 +80,16 @@ def hits_in(rule: ModuleType, file: SourceFile, repo: RepoMap) -> Iterable[Hit]:
 
 
 def scan(repo: RepoMap, rules: Iterable[ModuleType] | None = None, ignore_rules: Iterable[str] = (),
-         ) -> tuple[list[Finding], list[SkippedFile]]:
-    """Run the rules over the repository: every finding, unranked, and the files that could not be read."""
+         paths: Iterable[str] | None = None) -> tuple[list[Finding], list[SkippedFile]]:
+    """Run the rules over the repository (or only `paths` of it): every finding, unranked, and the files skipped."""
     findings: list[Finding] = []
+    only = None if paths is None else set(paths)
     skipped = list(repo.skipped)
     ignored = set(ignore_rules)
     selected = [r for r in (rules or catalogue.rules()) if r.ID not in ignored and r.CATEGORY not in ignored]
     for file in list(repo.files.values()):
+        if only is not None and file.path not in only:
+            continue
         if file.language == "python":
             try:
                 file.tree  # noqa: B018 - parse once, up front, to skip unparseable files cleanly

@@ -1,0 +1,99 @@
+"""IMPLEMENT: apply each planned task's fix in the run's worktree, behind a safety net, one commit per task.
+
+Safety net per task: every patched Python file parses; the finding the task claims is gone when the patched
+files are re-diagnosed; no new finding appears; the line budget holds; protected paths are never written.
+A task that fails any of these is dropped and reported, never truncated; a dropped task claims nothing.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+from tuber.agent.adapters.git import Worktree
+from tuber.agent.models import Diagnosis, MicroTask, Patch, Plan, Stop, StopCondition, TaskResult
+from tuber.phases.datamap.repo import RepoMap
+from tuber.phases.diagnose import scan
+from tuber.phases.fixing import fix_size, propose
+from tuber.phases.plan import JOURNAL_RESERVE
+from tuber.phases.rules.base import Fix
+
+log = structlog.get_logger("tuber.implement")
+
+
+def safety_problem(task: MicroTask, fix: Fix, before: RepoMap, after: RepoMap) -> str:
+    """Why this fix must not ship, or '' when it passes the safety net."""
+    for path, text in fix.files.items():
+        if path.endswith(".py"):
+            try:
+                ast.parse(text, filename=path)
+            except SyntaxError as error:
+                return f"the patched {path} does not parse (line {error.lineno})"
+    paths = {*fix.files, *(p for p in task.paths)}
+    findings_before, _ = scan(before, paths=paths)
+    findings_after, _ = scan(after, paths=paths)
+    remaining = set(task.fingerprints) & {f.fingerprint for f in findings_after}
+    if remaining:
+        return "the finding is still reported after the fix"
+    known = {f.fingerprint for f in findings_before}
+    new = [f for f in findings_after if f.fingerprint not in known]
+    if new:
+        return "the fix introduces new findings: " + "; ".join(f"{f.category} at {f.path}:{f.line}" for f in new)
+    return ""
+
+
+def implement(plan: Plan, diagnosis: Diagnosis, worktree: Worktree, base_commit: str, branch: str,
+              load: Callable[[Path], RepoMap], protected_paths: tuple[str, ...] = ()) -> Patch | Stop:
+    """Apply the plan's tasks in order; commit each applied one; drop the ones that fail the safety net."""
+    findings = {f.fingerprint: f for f in diagnosis.findings}
+    budget = plan.line_budget - JOURNAL_RESERVE
+    results: list[TaskResult] = []
+    dropped: set[str] = set()
+    for task in plan.tasks:
+        if dropped & set(task.depends_on):
+            results.append(TaskResult(task_id=task.id, status="dropped", reason="a task it depends on was dropped"))
+            dropped.add(task.id)
+            continue
+        current = load(worktree.path)
+        reason, fix = _attempt(task, findings, current, protected_paths, budget)
+        if fix is None:
+            log.warning("task dropped", task=task.id, reason=reason)
+            results.append(TaskResult(task_id=task.id, status="dropped", reason=reason))
+            dropped.add(task.id)
+            continue
+        added, _ = fix_size(fix, current)
+        worktree.write(fix.files)
+        for path in fix.deleted:
+            (worktree.path / path).unlink(missing_ok=True)
+        commit = worktree.commit_all(f"tuber: task {task.id}: {task.action}")
+        budget -= added
+        results.append(TaskResult(task_id=task.id, status="applied", lines=added, commit=commit,
+                                  files=tuple(sorted(fix.files))))
+        log.info("task applied", task=task.id, lines=added)
+    if not any(r.status == "applied" for r in results):
+        return Stop.at(StopCondition.ALL_TASKS_DROPPED, "implement", *(f"task {r.task_id}: {r.reason}" for r in results))
+    changes = worktree.changes(base_commit)
+    return Patch(branch=branch, base_commit=base_commit, head_commit=worktree.head(), tasks=tuple(results),
+                 files=tuple(changes), lines_added=sum(c.added for c in changes),
+                 lines_deleted=sum(c.deleted for c in changes))
+
+
+def _attempt(task: MicroTask, findings: dict, current: RepoMap, protected_paths: tuple[str, ...],
+             budget: int) -> tuple[str, Fix | None]:
+    fix: Fix | None = None
+    reason = ""
+    for fp in task.fingerprints:
+        if fp not in findings:
+            return f"finding {fp} is not in the diagnosis", None
+        fix, reason = propose(findings[fp], current, protected_paths)
+        if fix is None:
+            return reason, None
+    assert fix is not None
+    added, deleted = fix_size(fix, current)
+    if added > budget:
+        return f"its fix adds {added} lines, over the {budget} left in the budget", None
+    problem = safety_problem(task, fix, current, current.with_files(fix.files))
+    return (problem, None) if problem else ("", fix)
