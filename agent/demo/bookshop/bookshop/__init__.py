@@ -1,0 +1,1 @@
+"""A small book catalogue on sqlite3."""
