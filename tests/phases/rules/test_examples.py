@@ -31,6 +31,10 @@ def hits(rule: ModuleType, repo: RepoMap) -> list[tuple[SourceFile, Hit]]:
 CASES = [(r, kind, i) for r in catalogue.rules() for kind in ("VALID", "INVALID") for i in range(len(getattr(r, kind)))]
 
 
+def test_every_rule_module_loads() -> None:
+    assert catalogue.rules() and not catalogue.BROKEN
+
+
 def test_every_rule_has_examples() -> None:
     for rule in catalogue.rules():
         assert rule.VALID and rule.INVALID, f"{rule.ID} needs VALID and INVALID examples"
