@@ -192,11 +192,13 @@ def _query_counts(base: CheckRun, branch: CheckRun) -> list[Measurement]:
         before = base.queries.get(test)
         if before is None or before.get("outcome") != "passed" or after.get("outcome") != "passed":
             continue
-        if before.get("queries", 0) != after.get("queries", 0):
-            measurements.append(Measurement(
-                name=f"{test}: queries", before=int(before["queries"]), after=int(after["queries"]),
-                how=QUERY_COUNT_HOW, unit="queries",
-            ))
+        # Reads are shown beside the total: a test's own inserts can hide an N+1 drop in the total.
+        for key, label in (("queries", "queries"), ("selects", "SELECT queries")):
+            if before.get(key, 0) != after.get(key, 0):
+                measurements.append(Measurement(
+                    name=f"{test}: {label}", before=int(before.get(key, 0)), after=int(after.get(key, 0)),
+                    how=QUERY_COUNT_HOW, unit="queries",
+                ))
     return measurements
 
 

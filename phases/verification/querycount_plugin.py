@@ -9,7 +9,7 @@ Hooks, whichever exist in the target:
   SQLAlchemy and Django reach sqlite through `sqlite3.dbapi2.connect`, which is left alone, so nothing is
   counted twice. Transaction control statements (BEGIN, COMMIT, ...) are not counted.
 
-Writes `{nodeid: {"queries": n, "setup_queries": n, "by": {...}, "query_seconds": s, "seconds": s,
+Writes `{nodeid: {"queries": n, "selects": n, "setup_queries": n, "by": {...}, "query_seconds": s, "seconds": s,
 "outcome": "passed"}}` to the JSON file named by $TUBER_QUERYCOUNT_FILE at the end of the session.
 """
 
@@ -42,6 +42,8 @@ def _count(source: str, sql: str, seconds: float = 0.0) -> None:
     key = "queries" if _phase == "call" else f"{_phase}_queries"
     _current[key] = _current.get(key, 0) + 1
     if _phase == "call":
+        if head in ("SELECT", "WITH"):
+            _current["selects"] = _current.get("selects", 0) + 1
         by = _current.setdefault("by", {})
         by[source] = by.get(source, 0) + 1
         _current["query_seconds"] = _current.get("query_seconds", 0.0) + seconds
