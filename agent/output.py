@@ -93,7 +93,8 @@ def run_summary(report: RunReport) -> str:
     for check in report.verification.checks:
         lines.append(f"check {check.name}: {'passed' if check.passed else 'FAILED'} ({check.command})")
     for m in report.verification.measurements:
-        lines.append(f"measured {m.name}: {m.before}{m.unit} -> {m.after}{m.unit} ({m.how})")
+        unit = f" {m.unit}" if m.unit else ""
+        lines.append(f"measured {m.name}: {m.before}{unit} -> {m.after}{unit} ({m.how})")
     for label, path in (("pull request", report.pr.body_file if report.pr else None),
                         ("escalation report", report.escalation_file), ("failure report", report.failure_file)):
         if path:

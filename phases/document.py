@@ -14,12 +14,18 @@ from typing import Any
 import yaml
 
 from tuber import pr_templates
-from tuber.agent.models import Diagnosis, Evidence, JournalEntry, Patch, Plan, PullRequestDraft
+from tuber.agent.models import Diagnosis, Evidence, JournalEntry, Measurement, Patch, Plan, PullRequestDraft
 from tuber.agent.render import render
 
 LAYER_TITLE = {"database": "Database", "api": "API", "storage": "Storage", "security": "Security"}
 IMPACT_KIND = {"database": "Performance", "api": "Performance", "storage": "Reliability", "security": "Security"}
 MIGRATION_MARKERS = ("migrations/", "versions/", ".sql")
+MAX_COMMIT_MEASUREMENTS = 3
+
+
+def _measured(m: Measurement) -> str:
+    unit = f" {m.unit}" if m.unit else ""
+    return f"{m.name}: {m.before}{unit} → {m.after}{unit}"
 
 
 @cache
@@ -60,6 +66,7 @@ def _context(plan: Plan, patch: Patch, evidence: Evidence, diagnosis: Diagnosis)
         "backward_compatible": "Yes" if breaking <= 3 else "No - the response format changes (see the tasks' risk)",
         "measurements": evidence.measurements, "checks": evidence.checks, "notes": evidence.notes,
         "security": opportunity.layer == "security", "migrations": migrations,
+        "performance": opportunity.layer in ("database", "api"),
         "files": patch.files, "lines_added": patch.lines_added, "lines_deleted": patch.lines_deleted,
         "considered": plan.considered, "short_commit": patch.head_commit[:10],
         "rollback_checked": "; ".join(f"{m.name}: {m.after}" for m in roundtrips),
@@ -75,12 +82,13 @@ def document(plan: Plan, patch: Patch, evidence: Evidence, diagnosis: Diagnosis,
     """Render the PR and, when one of the spec's journal triggers fires, the journal entry."""
     context = _context(plan, patch, evidence, diagnosis)
     tests = [c for c in evidence.checks if c.tests_run is not None]
-    measured = [f"{m.name}: {m.before}{m.unit} → {m.after}{m.unit}" for m in evidence.measurements]
+    measured = [_measured(m) for m in evidence.measurements[:MAX_COMMIT_MEASUREMENTS]]
     tests_line = ", ".join(f"{c.tests_passed}/{c.tests_run} tests pass" for c in tests)
     commit = render(
         "pr/commit.txt.j2", **context,
         summary=context["tasks"][0]["task"].action if len(context["tasks"]) == 1 else context["improvement"],
-        impact_line="; ".join(measured) or f"{words(plan.opportunity.category)['problem']} fixed ({tests_line})",
+        impact_line=("; ".join(measured) if measured and plan.opportunity.layer != "security"
+                     else f"no longer the case that {words(plan.opportunity.category)['problem']}"),
         mitigation="verified by the project's own checks" + (f" ({tests_line})" if tests_line else ""),
         rollback_line=context["rollback_checked"] or "revert this commit" + (
             " and run the down migration" if context["migrations"] else ""),
@@ -101,7 +109,7 @@ def journal_entry(plan: Plan, patch: Patch, evidence: Evidence, today: dt.date) 
         learning = "A planned task was dropped: " + "; ".join(r.reason for r in dropped)
     else:
         return None
-    measured = "; ".join(f"{m.name}: {m.before}{m.unit} → {m.after}{m.unit}" for m in evidence.measurements)
+    measured = "; ".join(_measured(m) for m in evidence.measurements[:MAX_COMMIT_MEASUREMENTS])
     return JournalEntry(date=today.isoformat(), title=f"{w['title']} in {_scope_name(opportunity.scope)}",
                         category=LAYER_TITLE[opportunity.layer], severity=opportunity.severity.capitalize(),
                         learning=learning, root_cause=w["root_cause"], prevention=w["prevention"],
