@@ -1,0 +1,146 @@
+"""libcst helpers the query rules' fixes share: find the node `ast` pointed at, extend a method chain,
+add an import, replace or drop statements. Formatting and comments outside the edit are preserved."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Sequence
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+
+def _char_column(lines: list[str], line: int, byte_col: int) -> int:
+    """`ast` columns count UTF-8 bytes; libcst columns count characters."""
+    text = lines[line - 1] if 0 < line <= len(lines) else ""
+    return len(text.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
+
+
+def span(text: str, node: ast.AST) -> tuple[int, int, int, int]:
+    lines = text.splitlines()
+    return (node.lineno, _char_column(lines, node.lineno, node.col_offset),  # type: ignore[attr-defined]
+            node.end_lineno, _char_column(lines, node.end_lineno, node.end_col_offset))  # type: ignore[attr-defined]
+
+
+class _Replace(cst.CSTTransformer):
+    def __init__(self, targets: dict[cst.CSTNode, Callable[[cst.CSTNode], cst.CSTNode]]) -> None:
+        self.targets = targets
+
+    def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode) -> cst.CSTNode:  # type: ignore[override]
+        change = self.targets.get(original)
+        return change(updated) if change else updated
+
+
+def replace_nodes(text: str, edits: Sequence[tuple[tuple[int, int, int, int], type[cst.CSTNode],
+                                                   Callable[[cst.CSTNode], cst.CSTNode]]]) -> str | None:
+    """Apply `change` to the node of each type found at each exact span; None when a span is not found."""
+    wrapper = MetadataWrapper(cst.parse_module(text))
+    positions = wrapper.resolve(PositionProvider)
+    targets: dict[cst.CSTNode, Callable[[cst.CSTNode], cst.CSTNode]] = {}
+    for where, kind, change in edits:
+        found = [n for n, r in positions.items() if isinstance(n, kind)
+                 and (r.start.line, r.start.column, r.end.line, r.end.column) == where]
+        if not found:
+            return None
+        targets[found[-1]] = change  # the outermost node of that exact span
+    return wrapper.module.visit(_Replace(targets)).code
+
+
+def chain_call(node: cst.CSTNode, method: str, args: Sequence[str]) -> cst.CSTNode:
+    """`<node>.method(args)`, or the arguments appended to a `.method(...)` already in the chain."""
+    assert isinstance(node, cst.BaseExpression)
+    existing = _find_in_chain(node, method)
+    if existing is not None:
+        present = {cst.Module([]).code_for_node(a.value) for a in existing.args}
+        extra = [cst.Arg(cst.parse_expression(a)) for a in args if a not in present]
+        if not extra:
+            return node
+        old_args = list(existing.args)
+        if old_args:
+            old_args[-1] = old_args[-1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+        new_args = old_args + [a.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+                               for a in extra[:-1]] + extra[-1:]
+        return _replace_in_chain(node, existing, existing.with_changes(args=new_args))
+    dot = cst.Dot()
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+        dot = node.func.dot  # keep a one-call-per-line chain layout
+    inner = node.with_changes(lpar=[], rpar=[])
+    call = cst.Call(func=cst.Attribute(value=inner, attr=cst.Name(method), dot=dot),
+                    args=[cst.Arg(cst.parse_expression(a),
+                                  comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")) if i < len(args) - 1
+                                  else cst.MaybeSentinel.DEFAULT) for i, a in enumerate(args)])
+    return call.with_changes(lpar=node.lpar, rpar=node.rpar)
+
+
+def _find_in_chain(node: cst.BaseExpression, method: str) -> cst.Call | None:
+    while True:
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+            if node.func.attr.value == method:
+                return node
+            node = node.func.value
+        elif isinstance(node, cst.Attribute):
+            node = node.value
+        else:
+            return None
+
+
+def _replace_in_chain(node: cst.BaseExpression, old: cst.Call, new: cst.Call) -> cst.BaseExpression:
+    class Swap(cst.CSTTransformer):
+        def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode) -> cst.CSTNode:  # type: ignore[override]
+            return new if original is old else updated
+
+    return node.visit(Swap())  # type: ignore[return-value]
+
+
+def ensure_import(text: str, module: str, names: Sequence[str]) -> str:
+    """Add `from module import names` (merged into an existing top-level import of that module)."""
+    tree = cst.parse_module(text)
+    body = list(tree.body)
+    for index, stmt in enumerate(body):
+        if not isinstance(stmt, cst.SimpleStatementLine) or not isinstance(stmt.body[0], cst.ImportFrom):
+            continue
+        imp = stmt.body[0]
+        if imp.relative or imp.module is None or cst.Module([]).code_for_node(imp.module) != module:
+            continue
+        if isinstance(imp.names, cst.ImportStar):
+            return text
+        have = [a.name.value for a in imp.names if isinstance(a.name, cst.Name)]
+        missing = [n for n in names if n not in have]
+        if not missing:
+            return text
+        aliases = list(imp.names) + [cst.ImportAlias(cst.Name(n)) for n in missing]
+        if have == sorted(have) and all(a.asname is None for a in imp.names):
+            aliases.sort(key=lambda a: a.name.value if isinstance(a.name, cst.Name) else "")
+        aliases = [a.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+                   for a in aliases[:-1]] + [aliases[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)]
+        body[index] = stmt.with_changes(body=[imp.with_changes(names=aliases)])
+        return tree.with_changes(body=body).code
+    line = cst.parse_statement(f"from {module} import {', '.join(names)}\n")
+    last_import = max((i for i, s in enumerate(body) if isinstance(s, cst.SimpleStatementLine)
+                       and isinstance(s.body[0], cst.Import | cst.ImportFrom)), default=-1)
+    position = _third_party_slot(body, module) if last_import >= 0 else 0
+    body.insert(position, line)
+    return tree.with_changes(body=body).code
+
+
+def _third_party_slot(body: list[cst.BaseStatement], module: str) -> int:
+    """After the last absolute import that sorts before `module`, else after the last absolute import."""
+    slot = -1
+    last_absolute = -1
+    for i, stmt in enumerate(body):
+        if isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[0], cst.Import | cst.ImportFrom):
+            imp = stmt.body[0]
+            if isinstance(imp, cst.ImportFrom) and imp.relative:
+                continue
+            name = (cst.Module([]).code_for_node(imp.module) if isinstance(imp, cst.ImportFrom) and imp.module
+                    else cst.Module([]).code_for_node(imp.names[0].name) if isinstance(imp, cst.Import) else "")
+            last_absolute = i
+            if name.split(".")[0] == module.split(".")[0] and name <= module:
+                slot = i
+    if slot < 0:
+        slot = last_absolute
+    if slot < 0:
+        slot = max(i for i, s in enumerate(body) if isinstance(s, cst.SimpleStatementLine)
+                   and isinstance(s.body[0], cst.Import | cst.ImportFrom)) - 1
+        return max(slot + 1, 0) if slot >= 0 else 0
+    return slot + 1

@@ -1,0 +1,562 @@
+"""Shared by the query rules: where the rows a loop iterates come from, and which calls run on a request.
+
+`trace(expr, scope)` follows an expression back to the query that produced it: through local and module
+variables, `.where/.filter/.options/...` chains, session executions (`scalars`, `execute`, `paginate`),
+pagination objects (`.items`, `.object_list`, `Paginator`), and helper functions resolved in the module or
+through its imports (`services.overdue_loans(today)`), binding their parameters to the call's arguments.
+The result says which model the rows are, which relationship paths are eager-loaded, whether the result
+is bounded, and which expression builds the query (what a fix edits).
+"""
+
+from __future__ import annotations
+
+import ast
+import posixpath
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from tuber.phases.datamap.model import Model, Relationship
+from tuber.phases.rules.base import SourceFile, dotted_name
+
+if TYPE_CHECKING:
+    from tuber.phases.datamap.repo import RepoMap
+
+Def = ast.FunctionDef | ast.AsyncFunctionDef
+MAX_DEPTH = 6
+EAGER_LOADERS = {"joinedload", "selectinload", "subqueryload", "immediateload", "contains_eager"}
+PATH_LOADERS = EAGER_LOADERS | {"defaultload", "lazyload", "noload", "raiseload", "Load"}
+EAGER_LAZY = {"joined", "selectin", "subquery", "immediate", "noload", "raise", "raise_on_sql", False}
+SA_BUILDERS = {"where", "filter", "filter_by", "order_by", "options", "join", "outerjoin", "limit", "offset",
+               "distinct", "group_by", "having", "select_from", "execution_options", "with_for_update",
+               "correlate", "params", "slice", "join_from", "add_columns", "enable_eagerloads", "populate_existing"}
+DJANGO_BUILDERS = {"filter", "exclude", "order_by", "select_related", "prefetch_related", "annotate", "all",
+                   "distinct", "only", "defer", "using", "reverse", "alias", "extra", "select_for_update",
+                   "values", "values_list", "union", "intersection", "difference"}
+SINGLE = {"first", "one", "one_or_none", "get", "scalar", "scalar_one", "scalar_one_or_none", "last", "count",
+          "exists", "aggregate", "fetchone", "get_or_create", "earliest", "latest", "in_bulk"}
+RESULT_METHODS = {"all", "scalars", "unique", "fetchall", "mappings", "tuples", "partitions", "yield_per"}
+SESSION_EXECUTORS = {"scalars", "execute", "paginate", "scalar", "stream", "stream_scalars"}
+PAGINATION_ATTRS = {"items", "object_list"}
+ITERABLE_WRAPPERS = {"list", "tuple", "sorted", "set", "iter", "reversed", "enumerate", "frozenset"}
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where rows come from."""
+
+    framework: Literal["sqlalchemy", "django", "raw"]
+    model: str = ""  # class name of the rows' model ("" for raw SQL and column selects)
+    eager: frozenset[str] = frozenset()  # dotted relationship paths loaded eagerly ("author", "items.product")
+    builder: ast.expr | None = None  # the expression that builds the query: what a fix edits
+    path: str = ""  # the file holding `builder`
+    model_expr: str = ""  # how the model is spelled where the query is built ("Post", "models.Post")
+    bounded: bool = False  # LIMIT / slice / pagination seen
+    single: bool = False  # one row (first(), get(), scalar())
+    columns: bool = False  # rows of selected columns, not model instances
+    sql: str = ""  # raw SQL text when known
+    paginated: bool = False  # a pagination object or helper, not just a LIMIT
+
+
+@dataclass
+class Scope:
+    """Where an expression is evaluated: a file, the function around it, and bound parameters."""
+
+    repo: RepoMap
+    file: SourceFile
+    function: Def | None
+    bindings: dict[str, tuple[ast.expr, Scope]] = field(default_factory=dict)
+    depth: int = 0
+
+    def inner(self, file: SourceFile, function: Def, bindings: dict[str, tuple[ast.expr, Scope]]) -> Scope:
+        return Scope(self.repo, file, function, bindings, self.depth + 1)
+
+
+# ---- the model map (schema when it is built, else a light fallback) ----
+
+
+def models(repo: RepoMap) -> dict[str, Model]:
+    def build() -> dict[str, Model]:
+        schema_models = _schema(repo).models if _schema(repo) else {}
+        if schema_models:
+            return schema_models
+        from tuber.phases.datamap.relationships import find_models
+
+        return find_models(repo)
+
+    return _memo(repo, "models", build)
+
+
+def relationships(repo: RepoMap) -> dict[tuple[str, str], Relationship]:
+    def build() -> dict[tuple[str, str], Relationship]:
+        schema = _schema(repo)
+        rels = list(schema.relationships) if schema else []
+        if not rels:
+            from tuber.phases.datamap.relationships import find_relationships
+
+            rels = find_relationships(repo, models(repo))
+        return {(r.model, r.attribute): r for r in rels}
+
+    return _memo(repo, "relationships", build)
+
+
+def is_lazy(rel: Relationship) -> bool:
+    return rel.lazy not in EAGER_LAZY and rel.lazy != "dynamic" and rel.lazy != "write_only"
+
+
+def _schema(repo: RepoMap) -> Any:
+    try:
+        return repo.schema
+    except Exception:  # noqa: BLE001 - the schema builder is another module's work in progress
+        return None
+
+
+def _memo(owner: Any, key: str, build: Any) -> Any:
+    """Cache a derived value on the object itself (RepoMap/SourceFile hold cached_property values the same way)."""
+    store = owner.__dict__.setdefault("_tuber_queries", {})
+    if key not in store:
+        store[key] = build()
+    return store[key]
+
+
+# ---- functions, imports and call resolution ----
+
+
+def functions(file: SourceFile) -> dict[str, Def]:
+    """Module-level functions by name."""
+    return _memo(file, "functions", lambda: {n.name: n for n in file.tree.body if isinstance(n, Def)})
+
+
+def class_methods(file: SourceFile, class_name: str) -> dict[str, Def]:
+    for node in file.tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            return {n.name: n for n in node.body if isinstance(n, Def)}
+    return {}
+
+
+def imports(repo: RepoMap, file: SourceFile) -> dict[str, tuple[str, str]]:
+    """Local name -> (module file path or '', imported name or '' for a module) for the file's imports."""
+    def build() -> dict[str, tuple[str, str]]:
+        found: dict[str, tuple[str, str]] = {}
+        for node in file.tree.body:
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                for alias in node.names:
+                    as_module = resolve_module(repo, file, f"{base}.{alias.name}".strip("."), node.level)
+                    if as_module:
+                        found[alias.asname or alias.name] = (as_module, "")
+                    else:
+                        found[alias.asname or alias.name] = (resolve_module(repo, file, base, node.level), alias.name)
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    found[alias.asname or alias.name.split(".")[0]] = (
+                        resolve_module(repo, file, alias.name, 0) if alias.asname else "", "")
+        return found
+
+    return _memo(file, "imports", build)
+
+
+def resolve_module(repo: RepoMap, file: SourceFile, module: str, level: int) -> str:
+    """The repository path of `module` imported from `file` ('' when it is not in the repository)."""
+    parts = module.split(".") if module else []
+    if level:
+        base = posixpath.dirname(file.path)
+        for _ in range(level - 1):
+            base = posixpath.dirname(base)
+        stem = posixpath.join(base, *parts) if parts else base
+        candidates = [f"{stem}.py", posixpath.join(stem, "__init__.py")]
+        return next((c for c in candidates if c in repo.files), "")
+    stem = "/".join(parts)
+    for candidate in (f"{stem}.py", f"{stem}/__init__.py"):
+        if candidate in repo.files:
+            return candidate
+        for path in repo.files:  # src/ layouts
+            if path.endswith("/" + candidate):
+                return path
+    return ""
+
+
+def resolve_function(scope: Scope, func: ast.expr) -> tuple[SourceFile, Def] | None:
+    """The `def` a call's function expression names: module functions, imported functions, `module.f`."""
+    if isinstance(func, ast.Name):
+        local = functions(scope.file).get(func.id)
+        if local:
+            return scope.file, local
+        path, name = imports(scope.repo, scope.file).get(func.id, ("", ""))
+        target = scope.repo.file(path) if path and name else None
+        if target and name in functions(target):
+            return target, functions(target)[name]
+    elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        path, name = imports(scope.repo, scope.file).get(func.value.id, ("", ""))
+        target = scope.repo.file(path) if path and not name else None
+        if target and func.attr in functions(target):
+            return target, functions(target)[func.attr]
+    return None
+
+
+def bind_arguments(call: ast.Call, function: Def, scope: Scope) -> dict[str, tuple[ast.expr, Scope]]:
+    params = [a.arg for a in (*function.args.posonlyargs, *function.args.args)]
+    bound = {p: (arg, scope) for p, arg in zip(params, call.args, strict=False) if not isinstance(arg, ast.Starred)}
+    bound.update({k.arg: (k.value, scope) for k in call.keywords if k.arg})
+    return bound
+
+
+def returns(function: Def) -> Iterator[ast.expr]:
+    for node in walk_function(function):
+        if isinstance(node, ast.Return) and node.value is not None:
+            yield node.value
+
+
+def walk_function(function: ast.AST) -> Iterator[ast.AST]:
+    """Nodes of a function body, not descending into nested functions or classes."""
+    stack = list(ast.iter_child_nodes(function))
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            stack.extend(ast.iter_child_nodes(node))
+
+
+def assignment_before(scope: Scope, name: str, line: int) -> tuple[ast.expr, Scope] | None:
+    """The value last assigned to `name` before `line`: in the function, else a bound parameter, else at
+    module level."""
+    if scope.function is not None:
+        local = _last_assignment(walk_function(scope.function), name, line)
+        if local is not None:
+            return local, scope
+    if name in scope.bindings:
+        return scope.bindings[name]
+    module = _last_assignment(iter(scope.file.tree.body), name, 10**9)
+    if module is not None:
+        return module, Scope(scope.repo, scope.file, None, {}, scope.depth)
+    return None
+
+
+def _last_assignment(nodes: Iterator[ast.AST], name: str, line: int) -> ast.expr | None:
+    best: ast.expr | None = None
+    best_line = -1
+    for node in nodes:
+        if not isinstance(node, ast.Assign | ast.AnnAssign) or node.value is None or node.lineno >= line:
+            continue
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets) and node.lineno > best_line:
+            best, best_line = node.value, node.lineno
+    return best
+
+
+# ---- tracing rows back to their query ----
+
+
+def trace(expr: ast.expr, scope: Scope) -> Origin | None:
+    """The query whose rows `expr` holds, or None when it is not (recognisably) query results."""
+    if scope.depth > MAX_DEPTH:
+        return None
+    if isinstance(expr, ast.Await):
+        return trace(expr.value, scope)
+    if isinstance(expr, ast.IfExp):
+        return trace(expr.body, scope) or trace(expr.orelse, scope)
+    if isinstance(expr, ast.Name):
+        found = assignment_before(scope, expr.id, getattr(expr, "lineno", 10**9))
+        if found is None or found[0] is expr:
+            return None
+        value, where = found
+        return trace(value, Scope(where.repo, where.file, where.function, where.bindings, scope.depth + 1))
+    if isinstance(expr, ast.Subscript):
+        origin = trace(expr.value, scope)
+        if origin and isinstance(expr.slice, ast.Slice):
+            return replace(origin, bounded=origin.bounded or expr.slice.upper is not None)
+        return replace(origin, single=True) if origin and not origin.single else None
+    if isinstance(expr, ast.Attribute):
+        return _trace_attribute(expr, scope)
+    if isinstance(expr, ast.Call):
+        return _trace_call(expr, scope)
+    return None
+
+
+def _trace_attribute(expr: ast.Attribute, scope: Scope) -> Origin | None:
+    base = dotted_name(expr.value)
+    known = models(scope.repo)
+    if isinstance(expr.value, ast.Name | ast.Attribute) and base.rsplit(".", 1)[-1] in known:
+        model = known[base.rsplit(".", 1)[-1]]
+        if expr.attr == "objects" and model.framework == "django":
+            return Origin("django", model.name, builder=expr, path=scope.file.path, model_expr=base)
+        if expr.attr == "query" and model.framework == "sqlalchemy":
+            return Origin("sqlalchemy", model.name, builder=expr, path=scope.file.path, model_expr=base)
+    parent = trace(expr.value, scope)
+    if parent is None:
+        return None
+    rel = relationships(scope.repo).get((parent.model, expr.attr)) if parent.model else None
+    if rel is not None and parent.single:
+        # iterating one row's collection: its elements carry the eager paths below that attribute
+        prefix = expr.attr + "."
+        eager = frozenset(p[len(prefix):] for p in parent.eager if p.startswith(prefix))
+        many = rel.kind in ("one_to_many", "many_to_many")
+        return Origin(parent.framework, rel.target, eager=eager, single=not many, bounded=True)
+    if expr.attr in PAGINATION_ATTRS:
+        return replace(parent, single=False, bounded=True, paginated=True)
+    return None
+
+
+def _trace_call(call: ast.Call, scope: Scope) -> Origin | None:
+    func = call.func
+    name = dotted_name(func).rsplit(".", 1)[-1]
+    known = models(scope.repo)
+    if isinstance(func, ast.Name) or (isinstance(func, ast.Attribute) and not _is_method_on_value(func, scope)):
+        if name == "select" and call.args:
+            return _select(call, scope)
+        if name in ITERABLE_WRAPPERS and call.args:
+            return trace(call.args[0], scope)
+        if name == "Paginator" and call.args:
+            origin = trace(call.args[0], scope)
+            return replace(origin, bounded=True, paginated=True) if origin else None
+        if name in ("get_object_or_404", "get_list_or_404") and call.args:
+            origin = trace(call.args[0], scope)
+            return replace(origin, single=name == "get_object_or_404") if origin else None
+        if name == "text" and call.args:
+            sql = constant_string(call.args[0], scope)
+            return Origin("raw", sql=sql, bounded=has_limit(sql)) if sql else None
+        resolved = resolve_function(scope, func)
+        if resolved and scope.depth < MAX_DEPTH:
+            file, function = resolved
+            inner = scope.inner(file, function, bind_arguments(call, function, scope))
+            for value in returns(function):
+                origin = trace(value, inner)
+                if origin:
+                    return origin
+            return None
+        if not isinstance(func, ast.Attribute):
+            return None
+    assert isinstance(func, ast.Attribute)
+    method = func.attr
+    if method == "query" and call.args:  # session.query(Model) / session.query(Model.id, ...)
+        return _select(call, scope)
+    if method in SESSION_EXECUTORS and call.args:
+        origin = trace(call.args[0], scope)
+        if origin is None and isinstance(call.args[0], ast.Constant | ast.JoinedStr | ast.BinOp | ast.Name):
+            sql = constant_string(call.args[0], scope)
+            origin = Origin("raw", sql=sql, bounded=has_limit(sql)) if _is_select(sql) else None
+        if origin and method == "paginate":
+            origin = replace(origin, bounded=True, paginated=True)
+        if origin and method == "scalar":
+            origin = replace(origin, single=True)
+        return origin
+    if method in ("fetchall", "fetchmany") and isinstance(func.value, ast.Name):
+        executed = _last_execute(scope, func.value.id, call.lineno)
+        origin = trace(executed, scope) if executed is not None else None
+        return replace(origin, bounded=origin.bounded or method == "fetchmany") if origin else None
+    if method == "get" and call.args and dotted_name(call.args[0]).rsplit(".", 1)[-1] in known:  # session.get(M, id)
+        model = dotted_name(call.args[0]).rsplit(".", 1)[-1]
+        return Origin("sqlalchemy", model, path=scope.file.path, single=True)
+    parent = trace(func.value, scope)
+    if parent is None:
+        return None
+    if method in SINGLE:
+        return replace(parent, single=True)
+    if method in ("get_page", "page", "paginate"):
+        return replace(parent, bounded=True, paginated=True)
+    if method in RESULT_METHODS:
+        return parent
+    builders = DJANGO_BUILDERS if parent.framework == "django" else SA_BUILDERS
+    if method not in builders:
+        return None
+    # the outermost builder call is what a fix extends (a helper's shared query stays untouched)
+    origin = replace(parent, builder=call, path=scope.file.path) if parent.builder is not None else parent
+    if method in ("options",):
+        origin = replace(origin, eager=origin.eager | sa_eager_paths(call.args, scope))
+    elif method in ("select_related", "prefetch_related"):
+        origin = replace(origin, eager=origin.eager | django_eager_paths(call, scope, method))
+    elif method in ("limit", "slice"):
+        origin = replace(origin, bounded=True)
+    elif method in ("values", "values_list", "add_columns"):
+        origin = replace(origin, columns=True)
+    return origin
+
+
+def _is_method_on_value(func: ast.Attribute, scope: Scope) -> bool:
+    """`x.filter(...)` is a method call on a value; `services.catalogue()` names a function of a module."""
+    if isinstance(func.value, ast.Name):
+        path, name = imports(scope.repo, scope.file).get(func.value.id, ("", ""))
+        if path and not name:
+            return False
+        if func.value.id in ("sa", "sqlalchemy", "orm") and func.attr == "select":
+            return False
+    return True
+
+
+def _select(call: ast.Call, scope: Scope) -> Origin | None:
+    first = call.args[0]
+    spelled = dotted_name(first)
+    known = models(scope.repo)
+    if spelled.rsplit(".", 1)[-1] in known and isinstance(first, ast.Name | ast.Attribute):
+        columns = len(call.args) > 1
+        return Origin("sqlalchemy", spelled.rsplit(".", 1)[-1], builder=call, path=scope.file.path,
+                      model_expr=spelled, columns=columns)
+    if isinstance(first, ast.Attribute) and dotted_name(first.value).rsplit(".", 1)[-1] in known:
+        return Origin("sqlalchemy", dotted_name(first.value).rsplit(".", 1)[-1], builder=call, path=scope.file.path,
+                      model_expr=dotted_name(first.value), columns=True)
+    return Origin("sqlalchemy", builder=call, path=scope.file.path, columns=True)
+
+
+def _last_execute(scope: Scope, cursor: str, line: int) -> ast.expr | None:
+    holder: ast.AST = scope.function or scope.file.tree
+    best: ast.Call | None = None
+    for node in walk_function(holder):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "execute"
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == cursor and node.lineno < line
+                and (best is None or node.lineno > best.lineno)):
+            best = node
+    return best
+
+
+# ---- eager-loading options ----
+
+
+def sa_eager_paths(args: list[ast.expr], scope: Scope) -> frozenset[str]:
+    """Paths eager-loaded by `.options(...)` arguments, following module-level loader constants."""
+    paths: set[str] = set()
+    for arg in args:
+        if isinstance(arg, ast.Name):
+            found = assignment_before(scope, arg.id, getattr(arg, "lineno", 10**9))
+            if found:
+                paths |= sa_eager_paths([found[0]], found[1])
+            continue
+        if isinstance(arg, ast.Starred):
+            continue
+        chain: list[ast.Call] = []
+        node: ast.expr = arg
+        while isinstance(node, ast.Call):
+            chain.append(node)
+            node = node.func.value if isinstance(node.func, ast.Attribute) else node.func
+        prefix: list[str] = []
+        for link in reversed(chain):
+            loader = dotted_name(link.func).rsplit(".", 1)[-1]
+            if loader not in PATH_LOADERS or loader == "Load":
+                continue
+            for attr in link.args:
+                prefix.append(_attribute_name(attr))
+                if loader in EAGER_LOADERS:
+                    paths.add(".".join(prefix))
+    return frozenset(p for p in paths if p)
+
+
+def _attribute_name(node: ast.expr) -> str:
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return ""
+
+
+def django_eager_paths(call: ast.Call, scope: Scope, method: str) -> frozenset[str]:
+    paths: set[str] = set()
+    if method == "select_related" and not call.args:
+        paths.add("*")
+    for arg in call.args:
+        if isinstance(arg, ast.Call) and dotted_name(arg.func).endswith("Prefetch") and arg.args:
+            arg = arg.args[0]
+        text = constant_string(arg, scope)
+        parts = text.split("__") if text else []
+        paths.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+    return frozenset(paths)
+
+
+# ---- SQL text ----
+
+
+def constant_string(node: ast.expr, scope: Scope) -> str:
+    """The literal text of a string expression: constants, module constants, concatenations, f-strings
+    (placeholders become `?`), `text("...")`, `"...".format(...)`."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(v.value if isinstance(v, ast.Constant) else (
+            constant_string(v.value, scope) if isinstance(v, ast.FormattedValue) else "?") or "?"
+            for v in node.values)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Mod):
+        left = constant_string(node.left, scope)
+        return left + (constant_string(node.right, scope) if isinstance(node.op, ast.Add) else "")
+    if isinstance(node, ast.Name) and scope.depth <= MAX_DEPTH:
+        found = assignment_before(scope, node.id, getattr(node, "lineno", 10**9))
+        if found and found[0] is not node:
+            return constant_string(found[0], Scope(scope.repo, found[1].file, found[1].function, {}, scope.depth + 1))
+    if isinstance(node, ast.Call):
+        name = dotted_name(node.func).rsplit(".", 1)[-1]
+        if name == "text" and node.args:
+            return constant_string(node.args[0], scope)
+        if isinstance(node.func, ast.Attribute) and name in ("format", "bindparams", "columns", "strip", "replace"):
+            return constant_string(node.func.value, scope)
+    return ""
+
+
+def _is_select(sql: str) -> bool:
+    return bool(re.match(r"\s*(\(\s*)?(SELECT|WITH)\b", sql, re.IGNORECASE))
+
+
+def has_limit(sql: str) -> bool:
+    return bool(re.search(r"\bLIMIT\b|\bFETCH\s+FIRST\b|\bTOP\s*\(?\d", sql, re.IGNORECASE))
+
+
+def sql_verb(sql: str) -> str:
+    match = re.match(r"\s*(\w+)", sql)
+    return match.group(1).upper() if match else ""
+
+
+# ---- which code runs on a request ----
+
+ROUTE_DECORATOR = re.compile(r"\.(route|get|post|put|patch|delete|api_route|websocket)$")
+
+
+def request_endpoint(repo: RepoMap, path: str, function: str, depth: int = 3) -> Any:
+    """The endpoint that runs `function` of `path`, itself or through up to `depth` levels of callers
+    (resolved through module functions and imports); None when no endpoint reaches it."""
+    seen: set[tuple[str, str]] = set()
+    frontier = [(path, function)]
+    for _ in range(depth + 1):
+        next_frontier: list[tuple[str, str]] = []
+        for where in frontier:
+            if where in seen:
+                continue
+            seen.add(where)
+            endpoint = repo.endpoint_of(*where) if repo.endpoints else _looks_like_endpoint(repo, *where)
+            if endpoint:
+                return endpoint
+            next_frontier.extend(callers(repo).get(where, ()))
+        frontier = next_frontier
+    return None
+
+
+def _looks_like_endpoint(repo: RepoMap, path: str, function: str) -> Any:
+    """Fallback while no endpoint map exists: a route decorator, or a Django-style `request` first argument."""
+    file = repo.file(path)
+    node = functions(file).get(function) if file else None
+    if node is None:
+        return None
+    if any(ROUTE_DECORATOR.search(dotted_name(d)) for d in node.decorator_list):
+        return node
+    args = node.args.args
+    return node if args and args[0].arg == "request" and "django" in (file.text if file else "") else None
+
+
+def callers(repo: RepoMap) -> dict[tuple[str, str], set[tuple[str, str]]]:
+    """(path, function) -> the module-level functions that call it or pass it as a callback."""
+    def build() -> dict[tuple[str, str], set[tuple[str, str]]]:
+        graph: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        for file in repo.python_files():
+            try:
+                defs = functions(file)
+            except (SyntaxError, ValueError):
+                continue
+            for name, function in defs.items():
+                scope = Scope(repo, file, function)
+                for node in walk_function(function):
+                    refs: list[ast.expr] = []
+                    if isinstance(node, ast.Call):
+                        refs = [node.func, *[a for a in node.args if isinstance(a, ast.Name | ast.Attribute)]]
+                    for ref in refs:
+                        resolved = resolve_function(scope, ref)
+                        if resolved:
+                            graph.setdefault((resolved[0].path, resolved[1].name), set()).add((file.path, name))
+        return graph
+
+    return _memo(repo, "callers", build)

@@ -1,0 +1,463 @@
+"""N+1 queries: a loop over ORM rows that loads a relationship (or runs a query) once per row.
+
+## What it does
+Finds loops and comprehensions over query results (SQLAlchemy `select`/`session.query`/`Model.query`,
+Django querysets, raw `cursor.execute` rows) whose body, or a helper it calls (a serialiser function,
+a model method or property, resolved in the module or through its imports), reads a lazily loaded
+relationship of the row or issues a query per row. The query is followed back through variables,
+pagination objects and helper functions (a `services.py` function returning a queryset) to see which
+paths are eager-loaded (`options(joinedload/selectinload/subqueryload)`, module-level loader constants,
+`select_related`/`prefetch_related`, `lazy="joined"/"selectin"` on the relationship); those are not reported.
+
+## Why is this bad?
+Each row costs one more round trip: a page of 50 posts reading `post.author` and `post.comments` runs
+about 101 queries instead of 3, and the cost grows with the data.
+
+## Example
+```python
+for post in db.session.scalars(select(Post)).all():
+    print(post.author.name, len(post.comments))
+```
+
+## Use instead
+```python
+stmt = select(Post).options(joinedload(Post.author), selectinload(Post.comments))
+```
+
+## Fix safety
+Adds eager loading to the query that feeds the loop (possibly in another module): `joinedload` for
+many-to-one, `selectinload` for collections (no row multiplication, so LIMIT/pagination stay correct);
+Django `select_related` for forward foreign keys, `prefetch_related` for reverse and many-to-many.
+The rows and their order are unchanged. Per-row queries, `lazy="dynamic"` relationships and raw SQL
+need a rewrite and are reported as not fixable.
+Scores: `scored("n_plus_one", hot=...)`, hot when an endpoint runs the loop.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from tuber.agent.models import RiskParts
+from tuber.phases.datamap.model import Relationship
+from tuber.phases.rules.base import (
+    Fix,
+    Hit,
+    SourceFile,
+    dotted_name,
+    enclosing_symbol,
+    example,
+    walk_with_parents,
+)
+from tuber.phases.rules.database import _codemod as cm
+from tuber.phases.rules.database import _queries as q
+from tuber.phases.rules.scoring import scored
+
+if TYPE_CHECKING:
+    from tuber.phases.datamap.repo import RepoMap
+
+ID = "n-plus-one"
+CATEGORY = "n_plus_one"
+LAYER = "database"
+TRIGGERS = ("for ",)
+MAX_HELPER_DEPTH = 3
+QUERY_CALLS = q.SINGLE | q.RESULT_METHODS | q.SESSION_EXECUTORS
+
+Loop = ast.For | ast.AsyncFor | ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp
+Bound = dict[str, tuple[str, str]]  # variable -> (model, relationship path from the loop row)
+
+
+@dataclass(frozen=True)
+class LazyLoad:
+    path: str  # "author", "items.product"
+    kind: str  # the last relationship's kind
+    line: int
+
+
+def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
+    for node, parents in walk_with_parents(file.tree):
+        if not isinstance(node, Loop):
+            continue
+        function = next((p for p in reversed(parents) if isinstance(p, q.Def)), None)
+        scope = q.Scope(repo, file, function)
+        iterable, target, body = _loop_parts(node)
+        origin = q.trace(iterable, scope)
+        if origin is None or origin.single:
+            continue
+        var = _row_variable(target, iterable)
+        if var is None:
+            continue
+        bound: Bound = {var: (origin.model, "")} if origin.model and not origin.columns else {}
+        lazy, per_row = _scan(body, bound, {var}, scope, origin.eager, 0)
+        if not lazy and not per_row:
+            continue
+        yield _hit(node, parents, file, repo, origin, var, lazy, per_row, function)
+
+
+def _hit(node: Loop, parents: tuple[ast.AST, ...], file: SourceFile, repo: RepoMap, origin: q.Origin, var: str,
+         lazy: list[LazyLoad], per_row: list[int], function: q.Def | None) -> Hit:
+    paths = sorted({load.path for load in lazy})
+    endpoint = q.request_endpoint(repo, file.path, function.name) if function else None
+    route = getattr(endpoint, "route", "")
+    fixable = bool(paths) and not per_row and origin.builder is not None and origin.framework in ("sqlalchemy",
+                                                                                                     "django")
+    what = ", ".join(f"{var}.{p}" for p in paths) or "a query"
+    reason = "reads lazy relationship " + what if paths else "runs a query"
+    message = f"N+1: the loop over {origin.model or 'query'} rows {reason} once per row"
+    if per_row and paths:
+        message += " and runs a query per row"
+    return Hit(
+        line=node.lineno, end_line=node.end_lineno or node.lineno, message=message,
+        scores=scored(CATEGORY, hot=endpoint is not None), symbol=enclosing_symbol(parents),
+        key=f"{origin.model}:{var}:{','.join(paths)}", fixable=fixable,
+        context=f"{' '.join(getattr(endpoint, 'methods', ()))} {route}".strip(),
+        data={"origin": origin, "paths": {load.path: load.kind for load in lazy}},
+    )
+
+
+def _loop_parts(node: Loop) -> tuple[ast.expr, ast.expr, list[ast.AST]]:
+    if isinstance(node, ast.For | ast.AsyncFor):
+        return node.iter, node.target, list(node.body)
+    generator = node.generators[0]
+    body: list[ast.AST] = [*node.generators[1:], *generator.ifs]
+    body += [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+    return generator.iter, generator.target, body
+
+
+def _row_variable(target: ast.expr, iterable: ast.expr) -> str | None:
+    if isinstance(target, ast.Name):
+        return target.id
+    if (isinstance(target, ast.Tuple) and len(target.elts) == 2 and isinstance(iterable, ast.Call)
+            and dotted_name(iterable.func) == "enumerate" and isinstance(target.elts[1], ast.Name)):
+        return target.elts[1].id
+    return None
+
+
+def _scan(body: Iterable[ast.AST], bound: Bound, row_names: set[str], scope: q.Scope, eager: frozenset[str],
+          depth: int) -> tuple[list[LazyLoad], list[int]]:
+    """Lazy relationship loads and per-row queries in `body`, following helpers that receive the row."""
+    rels = q.relationships(scope.repo)
+    nodes = [n for root in body for n in (root, *q.walk_function(root))]
+    bound = dict(bound)
+    _bind_nested_loops(nodes, bound, rels)
+    lazy: list[LazyLoad] = []
+    per_row: list[int] = []
+
+    def resolve(expr: ast.expr) -> tuple[str, str] | None:
+        if isinstance(expr, ast.Name):
+            return bound.get(expr.id)
+        if isinstance(expr, ast.Attribute):
+            owner = resolve(expr.value)
+            rel = rels.get((owner[0], expr.attr)) if owner else None
+            if owner and rel and rel.kind in ("many_to_one", "one_to_one"):
+                return rel.target, _join(owner[1], expr.attr)
+        return None
+
+    for node in nodes:
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+            owner = resolve(node.value)
+            rel = rels.get((owner[0], node.attr)) if owner else None
+            if owner and rel:
+                path = _join(owner[1], node.attr)
+                if rel.lazy == "dynamic":
+                    per_row.append(node.lineno)
+                elif q.is_lazy(rel) and not _covered(path, rel.kind, eager):
+                    lazy.append(LazyLoad(path, rel.kind, node.lineno))
+            elif owner and depth < MAX_HELPER_DEPTH:
+                lazy_m, rows_m = _scan_member(owner, node.attr, scope, eager, depth)
+                lazy += lazy_m
+                per_row += rows_m
+        elif isinstance(node, ast.Call):
+            if depth < MAX_HELPER_DEPTH:
+                lazy_h, rows_h = _scan_helper(node, resolve, scope, eager, depth)
+                lazy += lazy_h
+                per_row += rows_h
+            if _is_row_query(node, row_names | set(bound), scope):
+                per_row.append(node.lineno)
+    return lazy, per_row
+
+
+def _bind_nested_loops(nodes: list[ast.AST], bound: Bound, rels: dict) -> None:
+    """`for item in order.items:` inside the loop binds `item` to the collection's model and path."""
+    changed = True
+    while changed:
+        changed = False
+        for node in nodes:
+            if not isinstance(node, ast.For | ast.AsyncFor | ast.comprehension):
+                continue
+            for target, iterable in [(node.target, node.iter)]:
+                if not (isinstance(target, ast.Name) and isinstance(iterable, ast.Attribute)
+                        and isinstance(iterable.value, ast.Name) and iterable.value.id in bound):
+                    continue
+                model, prefix = bound[iterable.value.id]
+                rel = rels.get((model, iterable.attr))
+                if rel and rel.kind in ("one_to_many", "many_to_many") and target.id not in bound:
+                    bound[target.id] = (rel.target, _join(prefix, iterable.attr))
+                    changed = True
+
+
+def _scan_helper(call: ast.Call, resolve, scope: q.Scope, eager: frozenset[str],  # type: ignore[no-untyped-def]
+                 depth: int) -> tuple[list[LazyLoad], list[int]]:
+    args = {i: resolve(a) for i, a in enumerate(call.args)}
+    kwargs = {k.arg: resolve(k.value) for k in call.keywords if k.arg}
+    if not any(args.values()) and not any(kwargs.values()):
+        return [], []
+    resolved = q.resolve_function(scope, call.func)
+    if resolved is None:
+        return [], []
+    file, function = resolved
+    params = [a.arg for a in (*function.args.posonlyargs, *function.args.args)]
+    inner: Bound = {params[i]: v for i, v in args.items() if v and i < len(params)}
+    inner.update({k: v for k, v in kwargs.items() if v and k})
+    if not inner:
+        return [], []
+    return _scan(function.body, inner, set(), q.Scope(scope.repo, file, function), eager, depth + 1)
+
+
+def _scan_member(owner: tuple[str, str], attr: str, scope: q.Scope, eager: frozenset[str],
+                 depth: int) -> tuple[list[LazyLoad], list[int]]:
+    """A model method or property read on the row (`post.to_dict()`, `member.display`) runs with self = row."""
+    model = q.models(scope.repo).get(owner[0])
+    file = scope.repo.file(model.path) if model else None
+    method = q.class_methods(file, owner[0]).get(attr) if file else None
+    if method is None or not method.args.args:
+        return [], []
+    bound = {method.args.args[0].arg: owner}
+    return _scan(method.body, bound, set(), q.Scope(scope.repo, file, method), eager, depth + 1)
+
+
+def _is_row_query(call: ast.Call, names: set[str], scope: q.Scope) -> bool:
+    """A query executed in the loop body whose arguments mention the row."""
+    method = call.func.attr if isinstance(call.func, ast.Attribute) else ""
+    if method not in QUERY_CALLS:
+        return False
+    if not any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(call)):
+        return False
+    origin = q.trace(call, scope)
+    return origin is not None
+
+
+def _covered(path: str, kind: str, eager: frozenset[str]) -> bool:
+    return path in eager or ("*" in eager and "." not in path and kind in ("many_to_one", "one_to_one"))
+
+
+def _join(prefix: str, attr: str) -> str:
+    return f"{prefix}.{attr}" if prefix else attr
+
+
+def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
+    origin: q.Origin = hit.data["origin"]
+    paths: dict[str, str] = hit.data["paths"]
+    if not hit.fixable or origin.builder is None:
+        return None
+    target = repo.file(origin.path)
+    if target is None:
+        return None
+    new_text = add_eager_loading(target, origin, paths, q.relationships(repo))
+    if new_text is None or new_text == target.text:
+        return None
+    how = "select_related/prefetch_related" if origin.framework == "django" else "joinedload/selectinload"
+    return Fix(
+        files={origin.path: new_text},
+        action=f"Eager-load {', '.join(sorted(paths))} on the {origin.model} query that feeds the loop ({how})",
+        rollback=f"Revert the eager-loading change in {origin.path}; behaviour is unchanged either way.",
+        risk=RiskParts(migration_complexity=1, breaking_changes=1, data_risk=1),
+        impact=(f"Estimated: the loop's queries drop from about 1 + N x {len(paths)} to about {1 + len(paths)} "
+                "per request, whatever the number of rows N (an estimate, to be measured in VERIFY)."),
+        test_requirement=("With 5+ parent rows, the endpoint returns the same data and runs a constant number "
+                          "of queries (count them with SQLAlchemy events / CaptureQueriesContext)."),
+    )
+
+
+def add_eager_loading(file: SourceFile, origin: q.Origin, paths: dict[str, str],
+                      rels: dict[tuple[str, str], Relationship]) -> str | None:
+    """The file with eager loading for `paths` added to the query `origin.builder` builds."""
+    assert origin.builder is not None
+    where = cm.span(file.text, origin.builder)
+    wanted = [p for p in sorted(paths) if not any(o.startswith(p + ".") for o in paths)]  # longest paths only
+    if origin.framework == "django":
+        select: list[str] = []
+        prefetch: list[str] = []
+        for path in wanted:
+            kinds = _kinds(origin.model, path, rels)
+            if kinds is None:
+                return None
+            forward = all(k in ("many_to_one", "one_to_one") for k in kinds)
+            (select if forward else prefetch).append('"' + path.replace(".", "__") + '"')
+        edits: list[tuple[str, list[str]]] = [(m, a) for m, a in (("select_related", select),
+                                                                  ("prefetch_related", prefetch)) if a]
+        return cm.replace_nodes(file.text, [(where, cst.BaseExpression, lambda n: _chain_all(n, edits))])
+    options: list[str] = []
+    loaders: set[str] = set()
+    in_scope = _top_level_names(file)
+    for path in wanted:
+        parts = path.split(".")
+        model, option = origin.model, ""
+        for i, part in enumerate(parts):
+            rel = rels.get((model, part))
+            owner = origin.model_expr if i == 0 else model
+            if rel is None or (i and model not in in_scope):
+                return None
+            if ".".join(parts[: i + 1]) in origin.eager and i < len(parts) - 1:
+                loader = "defaultload"
+            else:
+                loader = "selectinload" if rel.kind in ("one_to_many", "many_to_many") else "joinedload"
+            option = f"{option}.{loader}({owner}.{part})" if option else f"{loader}({owner}.{part})"
+            loaders.add(loader)
+            model = rel.target
+        options.append(option)
+    text = cm.replace_nodes(file.text, [(where, cst.BaseExpression, lambda n: cm.chain_call(n, "options", options))])
+    return cm.ensure_import(text, "sqlalchemy.orm", sorted(loaders)) if text else None
+
+
+def _chain_all(node: cst.CSTNode, edits: list[tuple[str, list[str]]]) -> cst.CSTNode:
+    for method, args in edits:
+        node = cm.chain_call(node, method, args)
+    return node
+
+
+def _kinds(model: str, path: str, rels: dict[tuple[str, str], Relationship]) -> list[str] | None:
+    kinds = []
+    for part in path.split("."):
+        rel = rels.get((model, part))
+        if rel is None:
+            return None
+        kinds.append(rel.kind)
+        model = rel.target
+    return kinds
+
+
+def _top_level_names(file: SourceFile) -> set[str]:
+    names: set[str] = set()
+    for node in file.tree.body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ClassDef):
+            names.add(node.name)
+    return names
+
+
+MODELS = '''
+    from sqlalchemy import ForeignKey
+    from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+    class Base(DeclarativeBase):
+        pass
+
+    class User(Base):
+        __tablename__ = "users"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        name: Mapped[str]
+
+    class Post(Base):
+        __tablename__ = "posts"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+        author: Mapped[User] = relationship()
+        comments: Mapped[list["Comment"]] = relationship(back_populates="post")
+
+    class Comment(Base):
+        __tablename__ = "comments"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"))
+        post: Mapped[Post] = relationship(back_populates="comments")
+'''
+DJANGO_MODELS = '''
+    from django.db import models
+
+    class Member(models.Model):
+        name = models.CharField(max_length=100)
+
+    class Loan(models.Model):
+        member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="loans")
+'''
+
+VALID = [
+    example('''
+        from sqlalchemy import select
+        from sqlalchemy.orm import joinedload, selectinload
+        from models import Post
+
+        WITH_ALL = selectinload(Post.comments)
+
+        def list_posts(session):
+            stmt = select(Post).options(joinedload(Post.author), WITH_ALL)
+            return [{"by": p.author.name, "n": len(p.comments)} for p in session.scalars(stmt)]
+        ''', extra={"models.py": MODELS}, note="both relationships eager-loaded"),
+    example('''
+        from models import Loan
+
+        def overdue():
+            return Loan.objects.select_related("member").order_by("id")
+
+        def report(request):
+            return [loan.member.name for loan in overdue()]
+        ''', extra={"models.py": DJANGO_MODELS}, note="select_related in the helper that builds the queryset"),
+    example('''
+        from sqlalchemy import select
+        from models import Post
+
+        def titles(session):
+            return [p.id for p in session.scalars(select(Post))]
+        ''', extra={"models.py": MODELS}, note="only columns of the row are read"),
+]
+
+INVALID = [
+    example('''
+        from sqlalchemy import select
+        from models import Post
+
+        def list_posts(session):
+            stmt = (
+                select(Post)
+                .order_by(Post.id)
+            )
+            out = []
+            for post in session.scalars(stmt).all():
+                out.append({"by": post.author.name, "n": len(post.comments)})
+            return out
+        ''', '''
+        from sqlalchemy import select
+        from sqlalchemy.orm import joinedload, selectinload
+        from models import Post
+
+        def list_posts(session):
+            stmt = (
+                select(Post)
+                .order_by(Post.id)
+                .options(joinedload(Post.author), selectinload(Post.comments))
+            )
+            out = []
+            for post in session.scalars(stmt).all():
+                out.append({"by": post.author.name, "n": len(post.comments)})
+            return out
+        ''', extra={"models.py": MODELS}),
+    example('''
+        from models import Loan
+
+        def overdue():
+            return Loan.objects.filter(returned=False).order_by("id")
+
+        def report(request):
+            return [loan.member.name for loan in overdue()]
+        ''', '''
+        from models import Loan
+
+        def overdue():
+            return Loan.objects.filter(returned=False).order_by("id").select_related("member")
+
+        def report(request):
+            return [loan.member.name for loan in overdue()]
+        ''', extra={"models.py": DJANGO_MODELS}),
+    example('''
+        def titles(conn):
+            rows = conn.execute("SELECT id, title FROM posts").fetchall()
+            for row in rows:
+                tags = conn.execute("SELECT name FROM tags WHERE post_id = ?", (row[0],)).fetchall()
+                print(row[1], tags)
+        ''', note="raw per-row query: reported, not fixable"),
+]
