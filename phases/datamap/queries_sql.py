@@ -1,0 +1,231 @@
+"""Raw SQL queries of a file: the text given to `execute`/`raw`/`text` is rebuilt statically (literals,
+f-strings, concatenation, `%`/`.format`, `sql += ...` in the function, module constants) and parsed with
+sqlglot; interpolated values become placeholders, so the shape of the query is what is read."""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import TYPE_CHECKING
+
+import sqlglot
+from sqlglot import exp
+
+from tuber.phases.datamap.queries import Query, Use, leading_percent
+from tuber.phases.datamap.schema_common import callee
+from tuber.phases.datamap.schema_sql import glot_dialect
+from tuber.phases.rules.base import SourceFile, enclosing_symbol, walk_with_parents
+
+if TYPE_CHECKING:
+    from tuber.phases.datamap.repo import RepoMap
+
+EXECUTORS = {"execute", "executemany", "raw", "exec_driver_sql", "fetch", "fetchrow", "fetchval", "read_sql",
+             "read_sql_query"}
+TRIGGER = re.compile(r"\b(SELECT|UPDATE|DELETE)\b", re.IGNORECASE)
+PLACEHOLDER = ":p"
+_PARAMS = re.compile(r"%\((\w+)\)s|%s|\?|\$\d+")
+
+
+def sql_queries(file: SourceFile, repo: RepoMap) -> list[Query]:
+    """Every raw SQL query of `file` that parses and touches a column."""
+    if not TRIGGER.search(file.text):
+        return []
+    found: list[Query] = []
+    module = _module_strings(file)
+    for node, parents in walk_with_parents(file.tree):
+        if not isinstance(node, ast.Call) or callee(node) not in EXECUTORS or not node.args:
+            continue
+        function = next((p for p in reversed(parents) if isinstance(p, ast.FunctionDef | ast.AsyncFunctionDef)),
+                        None)
+        argument = _unwrap_text(node.args[0])
+        text = _text(argument, function, module, node.lineno, 0)
+        if not text or not TRIGGER.search(text):
+            continue
+        inline = not isinstance(argument, ast.Name) or (function is not None and _assigned_in(function,
+                                                                                                argument.id))
+        query = Query(path=file.path, line=argument.lineno if inline else node.lineno,
+                      function=function.name if function else "", symbol=enclosing_symbol(parents), kind="sql",
+                      node=node, sql=text, sql_node=argument)
+        params = node.args[1] if len(node.args) > 1 else None
+        if _read(query, text, repo, params, file):
+            found.append(query)
+    return found
+
+
+def _unwrap_text(node: ast.expr) -> ast.expr:
+    """`text("...")`, `text(...).bindparams(...)`, `sa.text(...)` -> the string expression."""
+    while isinstance(node, ast.Call):
+        if callee(node) in {"text", "literal_column"} and node.args:
+            node = node.args[0]
+        elif isinstance(node.func, ast.Attribute) and node.func.attr in {"bindparams", "columns"}:
+            node = node.func.value
+        else:
+            break
+    return node
+
+
+def _module_strings(file: SourceFile) -> dict[str, ast.expr]:
+    names: dict[str, ast.expr] = {}
+    for node in file.tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            names[node.targets[0].id] = _unwrap_text(node.value)
+    return names
+
+
+def _assigned_in(function: ast.AST, name: str) -> bool:
+    return any(isinstance(n, ast.Assign | ast.AugAssign) and any(
+        isinstance(t, ast.Name) and t.id == name for t in (n.targets if isinstance(n, ast.Assign) else [n.target]))
+        for n in ast.walk(function))
+
+
+def _text(node: ast.expr | None, function: ast.AST | None, module: dict[str, ast.expr], before: int,
+          depth: int) -> str:
+    """The SQL an expression builds, with interpolated values as placeholders ('' when unknown)."""
+    if node is None or depth > 6:
+        return ""
+    if isinstance(node, ast.Constant):
+        return node.value if isinstance(node.value, str) else ""
+    if isinstance(node, ast.JoinedStr):
+        pieces = []
+        for value in node.values:
+            if isinstance(value, ast.Constant):
+                pieces.append(str(value.value))
+            else:
+                inner = value.value if isinstance(value, ast.FormattedValue) else None
+                resolved = _text(inner, function, module, before, depth + 1) if isinstance(inner, ast.Name) else ""
+                pieces.append(resolved if resolved and TRIGGER.search(resolved) or resolved.count(" ") > 2
+                              else PLACEHOLDER)
+        return "".join(pieces)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left = _text(node.left, function, module, before, depth + 1)
+        right = _text(node.right, function, module, before, depth + 1)
+        return (left or PLACEHOLDER) + (right or PLACEHOLDER) if left or right else ""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
+        return _PARAMS.sub(PLACEHOLDER, _text(node.left, function, module, before, depth + 1))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
+        return re.sub(r"\{[^{}]*\}", PLACEHOLDER, _text(node.func.value, function, module, before, depth + 1))
+    if isinstance(node, ast.Call):
+        inner = _unwrap_text(node)
+        return _text(inner, function, module, before, depth + 1) if inner is not node else ""
+    if isinstance(node, ast.Name):
+        if function is not None and _assigned_in(function, node.id):
+            pieces = []
+            for stmt in sorted((n for n in ast.walk(function) if isinstance(n, ast.Assign | ast.AugAssign)
+                                and n.lineno < before), key=lambda n: n.lineno):
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                if not any(isinstance(t, ast.Name) and t.id == node.id for t in targets):
+                    continue
+                value = _text(_unwrap_text(stmt.value), function, module, stmt.lineno, depth + 1)
+                pieces = [value] if isinstance(stmt, ast.Assign) else [*pieces, value]
+            return "".join(pieces)
+        if node.id in module:
+            return _text(module[node.id], None, module, 10**9, depth + 1)
+    return ""
+
+
+def _read(query: Query, text: str, repo: RepoMap, params: ast.expr | None, file: SourceFile) -> bool:
+    sql = _PARAMS.sub(lambda m: f":{m.group(1)}" if m.group(1) else PLACEHOLDER, text)
+    try:
+        tree = sqlglot.parse_one(sql, read=glot_dialect(repo.database) or None)
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError, ValueError, RecursionError):
+        return False
+    if tree is None:
+        return False
+    schema = repo.schema
+    aliases = {t.alias_or_name: t.name for t in tree.find_all(exp.Table)}
+    line = query.line
+    for scope in tree.find_all(exp.Select, exp.Update, exp.Delete):
+        tables = _scope_tables(scope)
+        if not tables:
+            continue
+
+        def resolve(column: exp.Column, tables: list[str] = tables) -> str:
+            if column.table:
+                return aliases.get(column.table, column.table)
+            if len(tables) == 1:
+                return tables[0]
+            owners = [t for t in tables if t in schema.tables and column.name in schema.tables[t].columns]
+            return owners[0] if len(owners) == 1 else ""
+
+        where = scope.args.get("where")
+        for conjunct in _conjuncts(where.this if where is not None else None):
+            _predicate(query, conjunct, resolve, line, None, params, file)
+        for join in scope.args.get("joins") or []:
+            inner = join.this.name if isinstance(join.this, exp.Table) else ""
+            for conjunct in _conjuncts(join.args.get("on")):
+                _predicate(query, conjunct, resolve, line, inner, params, file)
+        order = scope.args.get("order")
+        for ordered in order.expressions if order is not None else []:
+            column = ordered.this if isinstance(ordered, exp.Ordered) else ordered
+            if isinstance(column, exp.Column) and resolve(column):
+                query.uses.append(Use(resolve(column), column.name, "order", line))
+        if isinstance(scope, exp.Select):
+            if any(isinstance(e, exp.Star) for e in scope.expressions):
+                query.star_tables += tuple(tables)
+            for e in scope.expressions:
+                if isinstance(e, exp.Column) and isinstance(e.this, exp.Star) and e.table:
+                    query.star_tables += (aliases.get(e.table, e.table),)
+    return bool(query.uses or query.star_tables)
+
+
+def _scope_tables(scope: exp.Expression) -> list[str]:
+    if isinstance(scope, exp.Select):
+        nodes = [scope.args.get("from_") or scope.args.get("from"), *(scope.args.get("joins") or [])]
+        return [n.this.name for n in nodes if n is not None and isinstance(n.this, exp.Table)]
+    target = scope.this
+    return [target.name] if isinstance(target, exp.Table) else []
+
+
+def _conjuncts(node: exp.Expression | None) -> list[exp.Expression]:
+    if node is None:
+        return []
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.And):
+        return _conjuncts(node.this) + _conjuncts(node.expression)
+    return [node]
+
+
+def _predicate(query: Query, node: exp.Expression, resolve: object, line: int, inner: str | None,
+               params: ast.expr | None, file: SourceFile) -> None:
+    def use(column: exp.Expression, role: str, **extra: bool) -> None:
+        table = resolve(column) if isinstance(column, exp.Column) and callable(resolve) else ""
+        if table:
+            query.uses.append(Use(table, column.name, role, line, **extra))  # type: ignore[arg-type]
+
+    left, right = node.this, node.args.get("expression")
+    if isinstance(node, exp.EQ) and isinstance(left, exp.Column) and isinstance(right, exp.Column):
+        for side in (left, right):
+            table = resolve(side) if callable(resolve) else ""
+            use(side, "join" if inner is not None and table == inner else "join_outer")
+    elif isinstance(node, exp.EQ):
+        column, value = (left, right) if isinstance(left, exp.Column) else (right, left)
+        use(column, "eq", from_input=not isinstance(value, exp.Literal) or PLACEHOLDER in value.name)
+    elif isinstance(node, exp.In):
+        use(left, "in", from_input=True)
+    elif isinstance(node, exp.GT | exp.GTE | exp.LT | exp.LTE | exp.Between):
+        column = left if isinstance(left, exp.Column) else right
+        use(column, "range", from_input=True)
+    elif isinstance(node, exp.Is):
+        use(left, "null")
+    elif isinstance(node, exp.Like | exp.ILike):
+        column = left.this if isinstance(left, exp.Lower | exp.Upper) else left
+        leading, from_input = _like_pattern(right, params, file)
+        use(column, "like", leading_wildcard=leading, from_input=from_input)
+
+
+def _like_pattern(pattern: exp.Expression | None, params: ast.expr | None, file: SourceFile) -> tuple[bool, bool]:
+    """(starts with %, built from input) for a LIKE pattern, tracing a placeholder to its parameter."""
+    if isinstance(pattern, exp.Literal):
+        return pattern.name.startswith("%"), PLACEHOLDER in pattern.name
+    if isinstance(pattern, exp.DPipe | exp.Concat | exp.SafeConcat):
+        parts = list(pattern.find_all(exp.Literal, exp.Placeholder))
+        parts.sort(key=lambda e: e.meta.get("start", 0) if e.meta else 0)
+        first = next((p for p in pattern.walk() if isinstance(p, exp.Literal | exp.Placeholder)), None)
+        return isinstance(first, exp.Literal) and first.name.startswith("%"), any(
+            isinstance(p, exp.Placeholder) for p in parts)
+    if isinstance(pattern, exp.Placeholder):
+        values = params.elts if isinstance(params, ast.Tuple | ast.List) else (
+            params.values if isinstance(params, ast.Dict) else [])
+        return any(leading_percent(v, file) and not isinstance(v, ast.Constant) for v in values), True
+    return False, False
