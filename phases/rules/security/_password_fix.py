@@ -1,0 +1,272 @@
+"""The weak-password-hash fix: new-format hashing, legacy verification, verify-then-rehash at login sites.
+
+`rewrite(repo, file, name)` turns the top-level hashing function `name` into a PBKDF2 hasher (same name and
+signature), keeps the old body as `_legacy_<name>`, adds `password_matches` / `password_needs_rehash`,
+replaces every comparison against `name(password)` in the repository with `password_matches(...)`, and after
+each early-exit login check (`if ... not password_matches(...): return/raise`, directly or through a
+one-line verify wrapper) stores the upgraded hash: an ORM attribute (plus the session commit), or an UPDATE
+of the fetched row for raw DB-API code.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+import libcst as cst
+
+from tuber.phases.datamap.repo import RepoMap
+from tuber.phases.rules.base import SourceFile, dotted_name
+from tuber.phases.rules.security._guards import _add_import, _binds
+
+HELPERS = '''
+def _pbkdf2_password_hash(password: str, salt: str = "", iterations: int = 600_000) -> str:
+    """A salted PBKDF2-SHA256 hash, stored as pbkdf2_sha256$<iterations>$<salt>$<hex digest>."""
+    salt = salt or secrets.token_hex(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt.encode("utf-8"), iterations).hex()
+    return f"pbkdf2_sha256${iterations}${salt}${digest}"
+
+
+def password_needs_rehash(stored: str) -> bool:
+    """True for hashes in the legacy format, which the next successful login upgrades."""
+    return not str(stored or "").startswith("pbkdf2_sha256$")
+
+
+def password_matches(password: str, stored: str) -> bool:
+    """Check a password against a stored hash in the current or the legacy format."""
+    stored = str(stored or "")
+    if not password_needs_rehash(stored):
+        _, iterations, salt, _digest = stored.split("$", 3)
+        return hmac.compare_digest(_pbkdf2_password_hash(password, salt, int(iterations)), stored)
+    return hmac.compare_digest(_legacy_{name}(password), stored)
+'''
+SESSION_CALLS = {"scalar", "scalars", "get", "execute", "query", "add", "commit", "flush", "first_or_404",
+                 "get_or_404", "one_or_404", "paginate", "merge"}
+CONNECTION = re.compile(r"^(conn|connection|con|db|cursor|cur)$")
+
+
+def rewrite(repo: RepoMap, file: SourceFile, name: str) -> dict[str, str] | None:
+    """Every changed file's new text, or None when the hashing function cannot be rewritten."""
+    module = cst.parse_module(file.text)
+    hasher = _Hasher(name)
+    module = module.visit(hasher)
+    if not hasher.done:
+        return None
+    texts = {file.path: module.code}
+    for other in repo.python_files():
+        if other.path != file.path and re.search(rf"\b{re.escape(name)}\b", other.text):
+            texts[other.path] = other.text
+    wrappers: dict[str, tuple[int, int]] = {}
+    for path, text in list(texts.items()):
+        compared = cst.parse_module(text).visit(_Comparisons(name))
+        texts[path] = compared.code
+        wrappers |= _wrappers(compared.code)
+    changed: dict[str, str] = {}
+    for path, text in texts.items():
+        upgraded = _add_rehash(repo, path, text, name, wrappers)
+        if path == file.path:
+            for module_name in ("hmac", "secrets"):
+                if not re.search(rf"^import {module_name}$", upgraded, re.M):
+                    upgraded = _add_stdlib_import(upgraded, module_name)
+        else:
+            upgraded = _import_helpers(upgraded, name)
+        original = repo.file(path)
+        if original is None or upgraded != original.text:
+            changed[path] = upgraded
+    return changed
+
+
+class _Hasher(cst.CSTTransformer):
+    """`def name(p)` -> new body returning the PBKDF2 hash; the old function kept as `_legacy_name`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.done = False
+        self.depth = 0
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        self.depth += 1
+        return self.depth == 1
+
+    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef
+                          ) -> cst.FunctionDef | cst.FlattenSentinel[cst.BaseStatement]:
+        self.depth -= 1
+        if self.depth or original.name.value != self.name or self.done:
+            return updated
+        self.done = True
+        param = updated.params.params[0].name.value
+        body = [s for s in updated.body.body[:1] if _is_docstring(s)]
+        body.append(cst.parse_statement(f"return _pbkdf2_password_hash({param})"))
+        new = updated.with_changes(body=updated.body.with_changes(body=body))
+        spacing = original.leading_lines or [cst.EmptyLine(), cst.EmptyLine()]
+        legacy = updated.with_changes(name=cst.Name(legacy_name(self.name)), leading_lines=spacing)
+        helpers = [s.with_changes(leading_lines=spacing)
+                   for s in cst.parse_module(HELPERS.replace("_legacy_{name}", legacy_name(self.name))).body]
+        return cst.FlattenSentinel([new, legacy, *helpers])
+
+
+def legacy_name(name: str) -> str:
+    """`hash_password` -> `_legacy_hash_password` (and `_hash_password` -> `_legacy_hash_password`)."""
+    return "_legacy_" + name.lstrip("_")
+
+
+def _add_stdlib_import(text: str, module: str) -> str:
+    """`import module` after the last plain top-level `import x` (the stdlib block), else after all imports."""
+    tree = ast.parse(text)
+    plain = [n for n in tree.body if isinstance(n, ast.Import)]
+    if not plain:
+        return _add_import(text, f"import {module}")
+    lines = text.splitlines(keepends=True)
+    at = plain[-1].end_lineno or plain[-1].lineno
+    return "".join([*lines[:at], f"import {module}\n", *lines[at:]])
+
+
+def _is_docstring(statement: cst.BaseStatement) -> bool:
+    return isinstance(statement, cst.SimpleStatementLine) and isinstance(statement.body[0], cst.Expr) and \
+        isinstance(statement.body[0].value, cst.SimpleString | cst.ConcatenatedString)
+
+
+class _Comparisons(cst.CSTTransformer):
+    """`compare_digest(name(p), s)` / `name(p) == s` (either order) -> `password_matches(p, s)`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def _hash_arg(self, node: cst.BaseExpression) -> tuple[cst.BaseExpression, cst.BaseExpression] | None:
+        if isinstance(node, cst.Call) and len(node.args) == 1:
+            func = node.func
+            if isinstance(func, cst.Name) and func.value == self.name:
+                return node.args[0].value, cst.Name("password_matches")
+            if isinstance(func, cst.Attribute) and func.attr.value == self.name:
+                return node.args[0].value, func.with_changes(attr=cst.Name("password_matches"))
+        return None
+
+    def _matches(self, left: cst.BaseExpression, right: cst.BaseExpression) -> cst.Call | None:
+        for hashed, stored in ((left, right), (right, left)):
+            found = self._hash_arg(hashed)
+            if found:
+                password, func = found
+                return cst.Call(func=func, args=[cst.Arg(password, comma=cst.Comma(
+                    whitespace_after=cst.SimpleWhitespace(" "))), cst.Arg(stored)])
+        return None
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        func = updated.func
+        short = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+        if short == "compare_digest" and len(updated.args) == 2:
+            return self._matches(updated.args[0].value, updated.args[1].value) or updated
+        return updated
+
+    def leave_Comparison(self, original: cst.Comparison, updated: cst.Comparison) -> cst.BaseExpression:
+        if len(updated.comparisons) != 1:
+            return updated
+        target = updated.comparisons[0]
+        if not isinstance(target.operator, cst.Equal | cst.NotEqual):
+            return updated
+        call = self._matches(updated.left, target.comparator)
+        if call is None:
+            return updated
+        return call if isinstance(target.operator, cst.Equal) else cst.UnaryOperation(cst.Not(), call)
+
+
+def _wrappers(text: str) -> dict[str, tuple[int, int]]:
+    """One-line verify functions: `def verify(p, s): return password_matches(p, s)` -> (password idx, stored idx)."""
+    found = {}
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.FunctionDef) and len(node.body) >= 1 and isinstance(node.body[-1], ast.Return):
+            call = node.body[-1].value
+            params = [a.arg for a in node.args.args if a.arg not in ("self", "cls")]
+            if isinstance(call, ast.Call) and dotted_name(call.func).endswith("password_matches") and \
+                    all(isinstance(a, ast.Name) and a.id in params for a in call.args) and len(call.args) == 2:
+                found[node.name] = (params.index(call.args[0].id), params.index(call.args[1].id))  # type: ignore[union-attr]
+    return found
+
+
+def _add_rehash(repo: RepoMap, path: str, text: str, name: str, wrappers: dict[str, tuple[int, int]]) -> str:
+    tree = ast.parse(text)
+    inserts: list[tuple[int, str]] = []  # (line after which, code)
+    for function in ast.walk(tree):
+        if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef) or function.name in wrappers:
+            continue
+        for statement in ast.walk(function):
+            if not (isinstance(statement, ast.If) and not statement.orelse and statement.body
+                    and isinstance(statement.body[-1], ast.Return | ast.Raise)):
+                continue
+            check = _failed_check(statement.test, wrappers)
+            if check is None:
+                continue
+            code = _upgrade_code(repo, tree, text, function, *check, name)
+            if code:
+                indent = " " * statement.col_offset
+                inserts.append((statement.end_lineno or statement.lineno,
+                                "".join(indent + line + "\n" for line in code.splitlines())))
+    lines = text.splitlines(keepends=True)
+    for at, code in sorted(inserts, reverse=True):
+        lines.insert(at, code)
+    return "".join(lines)
+
+
+def _failed_check(test: ast.expr, wrappers: dict[str, tuple[int, int]]) -> tuple[ast.expr, ast.expr] | None:
+    """(password, stored) of a `not password_matches(...)` / `not verify(...)` inside an if-test."""
+    for sub in ast.walk(test):
+        if isinstance(sub, ast.UnaryOp) and isinstance(sub.op, ast.Not) and isinstance(sub.operand, ast.Call):
+            call = sub.operand
+            short = dotted_name(call.func).rsplit(".", 1)[-1]
+            if short == "password_matches" and len(call.args) == 2:
+                return call.args[0], call.args[1]
+            if short in wrappers and len(call.args) >= 2 and not call.keywords:
+                password, stored = wrappers[short]
+                return call.args[password], call.args[stored]
+    return None
+
+
+def _upgrade_code(repo: RepoMap, tree: ast.Module, text: str, function: ast.AST, password: ast.expr,
+                  stored: ast.expr, name: str) -> str:
+    """The statements that store the upgraded hash, or '' when the stored value's home is unknown."""
+    p = ast.get_source_segment(text, password) or ast.unparse(password)
+    s = ast.get_source_segment(text, stored) or ast.unparse(stored)
+    if isinstance(stored, ast.Attribute):
+        save = ""
+        if repo.orm == "django":
+            save = f"{ast.get_source_segment(text, stored.value)}.save(update_fields=[{stored.attr!r}])"
+        else:
+            sessions = [dotted_name(c.func.value) for c in ast.walk(function) if isinstance(c, ast.Call)
+                        and isinstance(c.func, ast.Attribute) and c.func.attr in SESSION_CALLS
+                        and dotted_name(c.func.value)[:1].islower()]
+            if sessions:
+                save = f"{max(set(sessions), key=sessions.count)}.commit()"
+        return f"if password_needs_rehash({s}):\n    {s} = {name}({p})" + (f"\n    {save}" if save else "")
+    if isinstance(stored, ast.Subscript) and isinstance(stored.slice, ast.Constant) and \
+            isinstance(stored.value, ast.Name) and isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+        column = str(stored.slice.value)
+        connection = next((a.arg for a in function.args.args if CONNECTION.match(a.arg)), "")
+        sql = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+        table = next((m.group(2) for q in sql for m in [re.search(rf"SELECT\s+(.*\b{column}\b.*?)\s+FROM\s+(\w+)", q,
+                                                                 re.I | re.S)] if m and re.search(r"\bid\b", m.group(1))),
+                     "")
+        if not (connection and table):
+            return ""
+        mark = "?" if re.search(r"=\s*\?", text) else "%s"
+        row = stored.value.id
+        return (f"if password_needs_rehash({s}):\n    {connection}.execute(\n"
+                f"        \"UPDATE {table} SET {column} = {mark} WHERE id = {mark}\", ({name}({p}), {row}[\"id\"])\n"
+                "    )")
+    return ""
+
+
+def _import_helpers(text: str, name: str) -> str:
+    """Add password_matches / password_needs_rehash / name to the `from ... import name` that brings `name`."""
+    tree = ast.parse(text)
+    needed = [n for n in ("password_matches", "password_needs_rehash", name) if re.search(rf"\b{n}\(", text)]
+    file = SourceFile(path="", text=text, language="python")
+    missing = [n for n in needed if not _binds(file, n)]
+    if not missing:
+        return text
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and any((a.asname or a.name) in (name, *needed) or a.name.startswith(
+                "verify") for a in node.names):
+            names = [ast.unparse(a) for a in node.names] + missing
+            new = f"from {'.' * node.level}{node.module or ''} import {', '.join(sorted(set(names), key=str.lower))}"
+            lines = text.splitlines(keepends=True)
+            return "".join([*lines[: node.lineno - 1], new + "\n", *lines[node.end_lineno or node.lineno:]])
+    return text

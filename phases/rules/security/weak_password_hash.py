@@ -1,0 +1,296 @@
+"""weak-password-hash: a password hashed with a fast, unsalted digest (md5/sha1/sha256/sha512).
+
+## What it does
+Reports a `hashlib` digest (`hashlib.sha256(...)`, `md5(...)`, `hashlib.new("sha1", ...)`, or `.update()` on
+one) whose input is a password: a name like password/passwd/pwd, a value derived from one in the same
+function, the parameter of a function named like `hash_password`/`set_password`, or the input of a function
+whose result is stored in a password column. Content checksums, ETags, HMAC signatures
+(`hmac.new(key, msg, hashlib.sha256)`) and digests of random tokens are not passwords and are not reported.
+
+## Why is this bad
+A GPU tries billions of md5/sha256 guesses a second, and without a salt one precomputed table cracks every
+account at once: a leaked table of such hashes is a leaked table of passwords.
+
+## Example
+```python
+def hash_password(password):
+    return hashlib.sha256(password.encode()).hexdigest()
+```
+
+## Use instead
+```python
+def hash_password(password):
+    return _pbkdf2_password_hash(password)   # pbkdf2_sha256$600000$<salt>$<hash>
+```
+
+## Fix safety
+The hashing function keeps its name and signature and now returns a salted PBKDF2-SHA256 string
+(600,000 iterations, self-describing). The old function is kept as `_legacy_<name>` so stored hashes still
+verify: every comparison against the old digest becomes `password_matches(password, stored)`, which accepts
+both formats, and where a login compares an ORM attribute or a fetched row, a verify-then-rehash step
+upgrades the stored hash on the next successful login. No migration; existing rows stay valid. Risk: data
+transformation on login (Data_Risk 4).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+
+from tuber.agent.models import RiskParts
+from tuber.phases.datamap.repo import RepoMap
+from tuber.phases.rules.base import Example, Fix, Hit, SourceFile, dotted_name, example, walk_with_parents
+from tuber.phases.rules.scoring import scored
+
+ID = "weak-password-hash"
+CATEGORY = "weak_password_hash"
+LAYER = "security"
+TRIGGERS = ("hashlib", "md5", "sha1", "sha256", "sha512")
+WEAK = {"md5", "sha1", "sha224", "sha256", "sha384", "sha512", "sha3_256", "sha3_512", "blake2b", "blake2s"}
+PASSWORD = re.compile(r"^(raw_|plain_?|new_|old_|current_|user_)?(password|passwd|pass_?phrase|pwd|pw|secret|"
+                      r"client_secret)(_?(text|str|plain|raw|bytes|b))?$", re.I)
+SLOW_KDF = re.compile(r"pbkdf2_hmac|hashlib\.scrypt|bcrypt|argon2|generate_password_hash|make_password")
+HASHER_NAME = re.compile(r"(hash|set|make|encode|encrypt|digest|check|verify|store)_?(the_)?(password|passwd|pwd|pw)"
+                         r"|password_?(hash|digest)", re.I)
+
+VALID: list[Example] = [
+    example("""
+        import hashlib
+
+        def etag(body: bytes) -> str:
+            return hashlib.sha256(body).hexdigest()
+
+        def content_checksum(title, text):
+            return hashlib.md5(f"{title}\\n{text}".encode()).hexdigest()
+        """, note="checksums of content"),
+    example("""
+        import hashlib
+        import hmac
+
+        def sign(secret_key: bytes, payload: str) -> str:
+            return hmac.new(secret_key, payload.encode(), hashlib.sha256).hexdigest()
+
+        def token_digest(token: str) -> str:
+            return hashlib.sha256(token.encode()).hexdigest()
+        """, note="HMAC signature and a random token's lookup digest"),
+    example("""
+        import hashlib
+        import secrets
+
+        def hash_password(password: str) -> str:
+            salt = secrets.token_bytes(16)
+            return salt.hex() + ":" + hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 600_000).hex()
+        """, note="already a slow salted KDF"),
+]
+
+INVALID: list[Example] = [
+    example('''
+        import hashlib
+        import hmac
+
+
+        def hash_password(password: str) -> str:
+            return hashlib.sha256(password.encode("utf-8")).hexdigest()
+
+
+        def verify_password(password: str, password_hash: str) -> bool:
+            return hmac.compare_digest(hash_password(password), password_hash)
+        ''', '''
+        import hashlib
+        import hmac
+        import secrets
+
+
+        def hash_password(password: str) -> str:
+            return _pbkdf2_password_hash(password)
+
+
+        def _legacy_hash_password(password: str) -> str:
+            return hashlib.sha256(password.encode("utf-8")).hexdigest()
+
+
+        def _pbkdf2_password_hash(password: str, salt: str = "", iterations: int = 600_000) -> str:
+            """A salted PBKDF2-SHA256 hash, stored as pbkdf2_sha256$<iterations>$<salt>$<hex digest>."""
+            salt = salt or secrets.token_hex(16)
+            digest = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt.encode("utf-8"), iterations).hex()
+            return f"pbkdf2_sha256${iterations}${salt}${digest}"
+
+
+        def password_needs_rehash(stored: str) -> bool:
+            """True for hashes in the legacy format, which the next successful login upgrades."""
+            return not str(stored or "").startswith("pbkdf2_sha256$")
+
+
+        def password_matches(password: str, stored: str) -> bool:
+            """Check a password against a stored hash in the current or the legacy format."""
+            stored = str(stored or "")
+            if not password_needs_rehash(stored):
+                _, iterations, salt, _digest = stored.split("$", 3)
+                return hmac.compare_digest(_pbkdf2_password_hash(password, salt, int(iterations)), stored)
+            return hmac.compare_digest(_legacy_hash_password(password), stored)
+
+
+        def verify_password(password: str, password_hash: str) -> bool:
+            return password_matches(password, password_hash)
+        ''', path="app/security.py", note="dedicated hash/verify functions"),
+    example("""
+        import hashlib
+
+        class User(Model):
+            def set_password(self, raw):
+                self.password_hash = hashlib.sha1(raw.encode()).hexdigest()
+        """, note="model method: reported, the fix needs a person"),
+    example("""
+        import hashlib
+
+        def store(conn, name, pw):
+            digest = hashlib.md5()
+            digest.update(pw.encode())
+            conn.execute("INSERT INTO users (name, password_hash) VALUES (?, ?)", (name, digest.hexdigest()))
+        """, note="update() on a digest object"),
+]
+
+
+def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
+    """Weak digests whose input is a password."""
+    aliases = _hashlib_aliases(file)
+    stored_via = _functions_feeding_password_columns(repo)
+    for node, parents in walk_with_parents(file.tree):
+        if not isinstance(node, ast.Call):
+            continue
+        algorithm, data = _weak_call(node, aliases)
+        if not algorithm:
+            continue
+        function = next((p for p in reversed(parents) if isinstance(p, ast.FunctionDef | ast.AsyncFunctionDef)), None)
+        inputs = list(data) + _updates_of(node, parents, function)
+        tainted = _password_names(function)
+        if function is not None and function.name in stored_via:
+            tainted |= set(_params(function))
+        if not any(_mentions(expr, tainted) for expr in inputs):
+            continue
+        symbol = function.name if function else ""
+        if "legacy" in symbol.lower() and SLOW_KDF.search(file.text):
+            continue  # a legacy verifier kept beside a slow KDF: the migration pattern this rule's fix writes
+        fixable = _fix_target(file, function) is not None
+        yield Hit(line=node.lineno, end_line=node.end_lineno or node.lineno,
+                  message=f"password hashed with {algorithm}: a fast, unsalted digest that GPUs crack at billions "
+                          "of guesses per second; use a salted slow KDF (PBKDF2/scrypt/bcrypt/argon2)",
+                  scores=scored(CATEGORY), symbol=symbol, key=f"{algorithm}:{symbol}", fixable=fixable,
+                  data={"function": symbol})
+
+
+def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
+    """New-format hashing in the function, legacy verification kept, verify-then-rehash at login sites."""
+    from tuber.phases.rules.security._password_fix import rewrite
+
+    function = next((n for n in file.tree.body if isinstance(n, ast.FunctionDef) and n.name == hit.data.get("function")),
+                    None)
+    if _fix_target(file, function) is None or function is None:
+        return None
+    files = rewrite(repo, file, function.name)
+    if not files:
+        return None
+    return Fix(
+        files=files,
+        action=f"Hash passwords in {function.name} with salted PBKDF2-SHA256 (600,000 iterations); keep verifying "
+               "legacy hashes and upgrade them on the next successful login",
+        rollback=f"Revert the commit; hashes already upgraded to pbkdf2_sha256$ need _legacy_{function.name} "
+                 "replaced by a verify-only PBKDF2 check, or a password reset for those accounts",
+        risk=RiskParts(migration_complexity=1, breaking_changes=2, data_risk=4),
+        impact="New and upgraded password hashes cost an attacker about 600,000 SHA-256 rounds per guess per "
+               "account instead of one (estimate from the iteration count; not measured)",
+        test_requirement="Register then log in; a user stored with the legacy digest still logs in, and after "
+                         "that login the stored hash starts with pbkdf2_sha256$; a wrong password is refused",
+    )
+
+
+def _hashlib_aliases(file: SourceFile) -> dict[str, str]:
+    """Local names bound to weak hashlib constructors (`from hashlib import md5 as m`)."""
+    aliases = {}
+    for node in ast.walk(file.tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "hashlib":
+            aliases |= {a.asname or a.name: a.name for a in node.names if a.name in WEAK or a.name == "new"}
+    return aliases
+
+
+def _weak_call(call: ast.Call, aliases: dict[str, str]) -> tuple[str, list[ast.expr]]:
+    name = dotted_name(call.func) if isinstance(call.func, ast.Name | ast.Attribute) else ""
+    short = name.removeprefix("hashlib.") if name.startswith("hashlib.") else aliases.get(name, "")
+    if short == "new" and call.args and isinstance(call.args[0], ast.Constant):
+        algorithm = str(call.args[0].value).lower().replace("-", "")
+        return (algorithm, call.args[1:]) if algorithm in WEAK else ("", [])
+    return (short, list(call.args)) if short in WEAK else ("", [])
+
+
+def _updates_of(call: ast.Call, parents: tuple[ast.AST, ...], function: ast.AST | None) -> list[ast.expr]:
+    """Arguments of `.update()` on the digest object `call` creates (`h = md5(); h.update(pw)`)."""
+    parent = parents[-1] if parents else None
+    if not (isinstance(parent, ast.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0], ast.Name)):
+        return []
+    name = parent.targets[0].id
+    return [a for n in ast.walk(function or parent) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+            and n.func.attr == "update" and dotted_name(n.func.value) == name for a in n.args]
+
+
+def _params(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
+    return [a.arg for a in [*function.args.posonlyargs, *function.args.args, *function.args.kwonlyargs]
+            if a.arg not in ("self", "cls")]
+
+
+def _password_names(function: ast.FunctionDef | ast.AsyncFunctionDef | None) -> set[str]:
+    """Names holding a password in `function`: password-like names, the first parameter of a password
+    hasher, and locals assigned from them (one pass, in order)."""
+    if function is None:
+        return set()
+    params = _params(function)
+    names = {p for p in params if PASSWORD.match(p)}
+    if HASHER_NAME.search(function.name) and params and not names:
+        names.add(params[0])
+    for node in ast.walk(function):
+        if isinstance(node, ast.Assign) and _mentions(node.value, names):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return names
+
+
+def _mentions(expr: ast.AST, names: set[str]) -> bool:
+    for sub in ast.walk(expr):
+        if isinstance(sub, ast.Name) and (sub.id in names or PASSWORD.match(sub.id)):
+            return True
+        if isinstance(sub, ast.Attribute) and PASSWORD.match(sub.attr):
+            return True
+        if isinstance(sub, ast.Subscript) and isinstance(sub.slice, ast.Constant) and \
+                PASSWORD.match(str(sub.slice.value)):
+            return True
+    return False
+
+
+def _functions_feeding_password_columns(repo: RepoMap) -> set[str]:
+    """Functions whose result is stored as a password (`password_hash=f(x)`, `user.password = f(x)`)."""
+    cached = repo.__dict__.get("_tuber_password_feeders")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    found: set[str] = set()
+    column = re.compile(r"pass(word|wd)|pwd", re.I)
+    for file in repo.python_files():
+        if not column.search(file.text):
+            continue
+        for node in ast.walk(file.tree):
+            value = None
+            if isinstance(node, ast.keyword) and node.arg and column.search(node.arg):
+                value = node.value
+            elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Attribute) and column.search(t.attr)
+                                                      for t in node.targets):
+                value = node.value
+            if isinstance(value, ast.Call):
+                found.add(dotted_name(value.func).rsplit(".", 1)[-1])
+    repo.__dict__["_tuber_password_feeders"] = found
+    return found
+
+
+def _fix_target(file: SourceFile, function: ast.AST | None) -> ast.FunctionDef | None:
+    """The fix rewrites a top-level function whose body returns the digest of its first parameter."""
+    if not isinstance(function, ast.FunctionDef) or function not in file.tree.body or not _params(function):
+        return None
+    last = function.body[-1]
+    return function if isinstance(last, ast.Return) and last.value is not None else None
