@@ -122,7 +122,8 @@ def ops_of(statement: Statement, line: int | None = None, in_tx: bool = False) -
     if isinstance(tree, exp.Drop):
         kind = str(tree.args.get("kind") or "").upper()
         if kind == "TABLE":
-            return [Op("drop_table", _name(t), at, source=text) for t in tree.expressions or [tree.this]]
+            targets = tree.args.get("tables") or tree.expressions or [tree.this]
+            return [Op("drop_table", _name(t), at, source=text) for t in targets if t is not None]
         if kind == "INDEX":
             return [Op("drop_index", "", at, name=_name(tree.this), concurrently=bool(tree.args.get("concurrently")),
                        source=text)]
@@ -157,7 +158,8 @@ def _alter_ops(tree: exp.Alter, at: int, text: str) -> list[Op]:
         if isinstance(action, exp.ColumnDef):
             ops.append(_add_column(table, action, at, text))
         elif isinstance(action, exp.Drop) and str(action.args.get("kind") or "").upper() == "COLUMN":
-            ops.extend(Op("drop_column", table, at, column=_name(c), source=text) for c in action.expressions)
+            columns = action.args.get("tables") or action.expressions or [action.this]
+            ops.extend(Op("drop_column", table, at, column=_name(c), source=text) for c in columns if c is not None)
         elif isinstance(action, exp.AlterColumn):
             column = _name(action.this)
             if action.args.get("dtype") is not None:

@@ -112,11 +112,30 @@ def migration_of(file: SourceFile) -> Migration | None:
     if stack == "sql":
         from tuber.phases.rules.storage._migration_sql import in_transaction, ops_of, split
 
+        if is_down_file(file.path):
+            return Migration(file=file, stack="sql", ident=PurePosixPath(file.path).stem)
         statements = split(file.text)
         flags = in_transaction(statements)
-        ops = [op for st, tx in zip(statements, flags, strict=True) for op in ops_of(st, None, tx)]
+        marker = _DOWN_MARKER.search(file.text)
+        up_end = marker.start() if marker else len(file.text)  # the down section is the rollback, not a change
+        ops = [op for st, tx in zip(statements, flags, strict=True) if st.start < up_end for op in ops_of(st, None, tx)]
         return Migration(file=file, stack="sql", ident=PurePosixPath(file.path).stem, ops=ops)
     return None
+
+
+_DOWN_MARKER = re.compile(r"^--\s*(migrate:down|\+goose\s+Down)\b.*$", re.I | re.M)
+_UP_MARKER = re.compile(r"^--\s*(migrate:up|\+goose\s+Up)\b.*$", re.I | re.M)
+
+
+def is_down_file(path: str) -> bool:
+    """A rollback file: `*.down.sql`, Flyway `U<n>__*.sql`, a `down.sql` in a migration folder."""
+    name = PurePosixPath(path).name.lower()
+    return name.endswith(".down.sql") or name == "down.sql" or bool(re.match(r"^u\d[\w.]*__", name))
+
+
+def down_markers(text: str) -> tuple[re.Match[str] | None, re.Match[str] | None]:
+    """The in-file up and down markers of dbmate / goose migrations."""
+    return _UP_MARKER.search(text), _DOWN_MARKER.search(text)
 
 
 # ---- the repository's migrations and their order ----
