@@ -4,6 +4,7 @@ add an import, replace or drop statements. Formatting and comments outside the e
 from __future__ import annotations
 
 import ast
+import sys
 from collections.abc import Callable, Sequence
 
 import libcst as cst
@@ -116,31 +117,37 @@ def ensure_import(text: str, module: str, names: Sequence[str]) -> str:
         body[index] = stmt.with_changes(body=[imp.with_changes(names=aliases)])
         return tree.with_changes(body=body).code
     line = cst.parse_statement(f"from {module} import {', '.join(names)}\n")
-    last_import = max((i for i, s in enumerate(body) if isinstance(s, cst.SimpleStatementLine)
-                       and isinstance(s.body[0], cst.Import | cst.ImportFrom)), default=-1)
-    position = _third_party_slot(body, module) if last_import >= 0 else 0
-    body.insert(position, line)
+    index, blank_after = _import_slot(body, module)
+    if blank_after and index < len(body):
+        following = body[index]
+        if not following.leading_lines:  # type: ignore[attr-defined]
+            body[index] = following.with_changes(leading_lines=[cst.EmptyLine()])
+    body.insert(index, line)
     return tree.with_changes(body=body).code
 
 
-def _third_party_slot(body: list[cst.BaseStatement], module: str) -> int:
-    """After the last absolute import that sorts before `module`, else after the last absolute import."""
-    slot = -1
-    last_absolute = -1
+def _import_slot(body: list[cst.BaseStatement], module: str) -> tuple[int, bool]:
+    """Where a new absolute import goes: sorted into its group (standard library or third party); the
+    standard library group comes first and third-party code after it, as isort lays them out."""
+    found: list[tuple[int, str, bool]] = []
     for i, stmt in enumerate(body):
         if isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[0], cst.Import | cst.ImportFrom):
             imp = stmt.body[0]
-            if isinstance(imp, cst.ImportFrom) and imp.relative:
-                continue
-            name = (cst.Module([]).code_for_node(imp.module) if isinstance(imp, cst.ImportFrom) and imp.module
-                    else cst.Module([]).code_for_node(imp.names[0].name) if isinstance(imp, cst.Import) else "")
-            last_absolute = i
-            if name.split(".")[0] == module.split(".")[0] and name <= module:
-                slot = i
-    if slot < 0:
-        slot = last_absolute
-    if slot < 0:
-        slot = max(i for i, s in enumerate(body) if isinstance(s, cst.SimpleStatementLine)
-                   and isinstance(s.body[0], cst.Import | cst.ImportFrom)) - 1
-        return max(slot + 1, 0) if slot >= 0 else 0
-    return slot + 1
+            if isinstance(imp, cst.ImportFrom):
+                name = cst.Module([]).code_for_node(imp.module) if imp.module else ""
+                found.append((i, name, bool(imp.relative)))
+            else:
+                found.append((i, cst.Module([]).code_for_node(imp.names[0].name), False))
+    if not found:
+        docstring = bool(body) and isinstance(body[0], cst.SimpleStatementLine) and isinstance(
+            body[0].body[0], cst.Expr) and isinstance(body[0].body[0].value, cst.SimpleString)
+        return (1 if docstring else 0), True
+    std = module.split(".")[0] in sys.stdlib_module_names
+    group = [(i, n) for i, n, rel in found if not rel and (n.split(".")[0] in sys.stdlib_module_names) == std]
+    if group:
+        before = [i for i, n in group if n <= module]
+        return (max(before) + 1 if before else min(i for i, _ in group)), False
+    absolute = [i for i, _, rel in found if not rel]
+    if std:
+        return found[0][0], True
+    return (max(absolute) + 1, False) if absolute else (min(i for i, _, _ in found), True)

@@ -380,7 +380,7 @@ VALID = [
     example('''
         from sqlalchemy import select
         from sqlalchemy.orm import joinedload, selectinload
-        from models import Post
+        from .models import Post
 
         WITH_ALL = selectinload(Post.comments)
 
@@ -389,7 +389,7 @@ VALID = [
             return [{"by": p.author.name, "n": len(p.comments)} for p in session.scalars(stmt)]
         ''', extra={"models.py": MODELS}, note="both relationships eager-loaded"),
     example('''
-        from models import Loan
+        from .models import Loan
 
         def overdue():
             return Loan.objects.select_related("member").order_by("id")
@@ -399,7 +399,7 @@ VALID = [
         ''', extra={"models.py": DJANGO_MODELS}, note="select_related in the helper that builds the queryset"),
     example('''
         from sqlalchemy import select
-        from models import Post
+        from .models import Post
 
         def titles(session):
             return [p.id for p in session.scalars(select(Post))]
@@ -409,7 +409,7 @@ VALID = [
 INVALID = [
     example('''
         from sqlalchemy import select
-        from models import Post
+        from .models import Post
 
         def list_posts(session):
             stmt = (
@@ -423,7 +423,7 @@ INVALID = [
         ''', '''
         from sqlalchemy import select
         from sqlalchemy.orm import joinedload, selectinload
-        from models import Post
+        from .models import Post
 
         def list_posts(session):
             stmt = (
@@ -437,7 +437,7 @@ INVALID = [
             return out
         ''', extra={"models.py": MODELS}),
     example('''
-        from models import Loan
+        from .models import Loan
 
         def overdue():
             return Loan.objects.filter(returned=False).order_by("id")
@@ -445,7 +445,7 @@ INVALID = [
         def report(request):
             return [loan.member.name for loan in overdue()]
         ''', '''
-        from models import Loan
+        from .models import Loan
 
         def overdue():
             return Loan.objects.filter(returned=False).order_by("id").select_related("member")
