@@ -1,0 +1,144 @@
+"""What the index rules share: which queries lack an index, judged against the schema map.
+
+A table's predicate is *served* when an index (primary key, unique, `index=True`, or a declared index)
+leads with one of its equality/range columns; a point lookup on a primary key or unique column is always
+served. Missing single-column leads are `missing_index`; several equality columns that no index covers
+together are `missing_composite_index`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tuber.phases.datamap.model import Table
+from tuber.phases.datamap.queries import Query, Use, queries
+
+if TYPE_CHECKING:
+    from tuber.phases.datamap.repo import RepoMap
+    from tuber.phases.rules.base import SourceFile
+
+TRIGGERS = ("select", "query", "filter", "where", "objects", "execute", "SELECT", "get_object_or_404", "order_by")
+
+
+@dataclass(frozen=True)
+class Need:
+    """An index a query needs on one table."""
+
+    kind: str  # "missing_index" | "missing_composite_index"
+    table: str
+    columns: tuple[str, ...]  # the proposed index: equality columns first, then one range or sort column
+    reason: str  # "filters", "joins", "filters and sorts"
+    line: int
+    query: Query
+
+
+def needs(file: SourceFile, repo: RepoMap) -> list[Need]:
+    """Every index a query of `file` needs and no index provides."""
+    found: list[Need] = []
+    for query in queries(file, repo):
+        for table_name in query.tables():
+            table = repo.schema.tables.get(table_name)
+            if table is None:
+                continue
+            need = _need(query, table)
+            if need is not None:
+                found.append(need)
+    return found
+
+
+def _need(query: Query, table: Table) -> Need | None:
+    uses = query.on(table.name)
+    eq = _columns(uses, "eq", "in")
+    nulls = _columns(uses, "null")
+    ranges = _columns(uses, "range")
+    joins = _columns(uses, "join")
+    if any(_point_lookup(table, c) for c in eq) or _covers_unique(table, eq):
+        return None
+    sort = _sort(query, table)
+    first_line = min((u.line for u in uses if u.role in {"eq", "in", "range", "join"}), default=query.line)
+    if len(eq) >= 2:
+        if _served_together(table, eq, nulls):
+            return None
+        tail = ranges[:1] or sort
+        return Need("missing_composite_index", table.name, _dedupe(eq + tail), "filters", first_line, query)
+    if len(eq) == 1:
+        driving = [u for u in uses if u.role in {"eq", "in"}]
+        if not any(u.from_input for u in driving) or _served(table, eq + nulls):
+            return None
+        tail = ranges[:1] or sort
+        reason = "filters and sorts" if tail and not ranges else "filters"
+        return Need("missing_index", table.name, _dedupe(eq + tail), reason, first_line, query)
+    if ranges and not _served(table, ranges + nulls) and not joins:
+        return Need("missing_index", table.name, tuple(ranges[:1]), "filters", first_line, query)
+    if joins and not nulls and not ranges and not _served(table, joins):
+        return Need("missing_index", table.name, tuple(joins[:1]), "joins", first_line, query)
+    return None
+
+
+def _columns(uses: list[Use], *roles: str) -> list[str]:
+    return list(dict.fromkeys(u.column for u in uses if u.role in roles))
+
+
+def _dedupe(columns: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(c for c in columns if c))
+
+
+def _point_lookup(table: Table, column: str) -> bool:
+    found = table.columns.get(column)
+    return found is not None and (found.primary_key or found.unique)
+
+
+def _covers_unique(table: Table, eq: list[str]) -> bool:
+    return any(i.unique and i.columns and set(i.columns) <= set(eq) for i in table.all_indexes())
+
+
+def _served(table: Table, columns: list[str]) -> bool:
+    """Some index leads with one of `columns` (partial indexes count: their predicate usually matches)."""
+    wanted = set(columns)
+    return any(i.columns and i.columns[0] in wanted for i in table.all_indexes())
+
+
+def _served_together(table: Table, eq: list[str], nulls: list[str]) -> bool:
+    """An index leads with at least two of the equality columns (or with all of them)."""
+    wanted = set(eq) | set(nulls)
+    for index in table.all_indexes():
+        lead = 0
+        for column in index.columns:
+            if column not in wanted:
+                break
+            lead += 1
+        if lead >= min(2, len(eq)) and index.columns[0] in set(eq) | set(nulls):
+            return True
+    return False
+
+
+def _sort(query: Query, table: Table) -> list[str]:
+    """The ORDER BY columns when they are all on `table`, without a trailing primary-key tie-breaker."""
+    order = [u for u in query.uses if u.role == "order"]
+    if not order or any(u.table != table.name for u in order):
+        return []
+    columns = list(dict.fromkeys(u.column for u in order))
+    while columns and _point_lookup(table, columns[-1]) and len(columns) > 1:
+        columns.pop()
+    return [] if len(columns) == 1 and _point_lookup(table, columns[0]) else columns[:2]
+
+
+def is_hot(repo: RepoMap, path: str, function: str) -> tuple[bool, str]:
+    """(runs on a request path, the endpoint's route for people)."""
+    if not function:
+        return False, ""
+    try:
+        from tuber.phases.datamap.endpoints import endpoints_reaching
+    except ImportError:
+        endpoint = repo.endpoint_of(path, function)
+        return endpoint is not None, endpoint.route if endpoint else ""
+    reaching = endpoints_reaching(repo, path, function)
+    if not reaching:
+        return False, ""
+    first = reaching[0]
+    return True, f"{'/'.join(first.methods) or 'GET'} {first.route}"
+
+
+def describe(columns: tuple[str, ...]) -> str:
+    return ", ".join(columns)
