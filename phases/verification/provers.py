@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tuber.phases.verification.migrations import prove_migrations
 from tuber.phases.verification.proof import Context, Proof
 
-ALL: tuple[Callable[[Context], Proof], ...] = ()
+ALL: tuple[Callable[[Context], Proof], ...] = (prove_migrations,)
