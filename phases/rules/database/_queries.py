@@ -114,7 +114,7 @@ def _schema(repo: RepoMap) -> Any:
 
 def _memo(owner: Any, key: str, build: Any) -> Any:
     """Cache a derived value on the object itself (RepoMap/SourceFile hold cached_property values the same way)."""
-    store = owner.__dict__.setdefault("_tuber_queries", {})
+    store = owner.__dict__.setdefault("_tuber_rowtrace_cache", {})
     if key not in store:
         store[key] = build()
     return store[key]
