@@ -308,7 +308,8 @@ def _inverse(tree: exp.Expression | None) -> list[str] | None:
                 undo.append(f"ALTER TABLE {action.this.sql(pg)} RENAME TO {tree.this.this.sql(pg)}")
             elif isinstance(action, exp.RenameColumn):
                 undo.append(f"ALTER TABLE {table} RENAME COLUMN {action.args['to'].sql(pg)} TO {action.this.sql(pg)}")
-            elif isinstance(action, exp.AlterColumn) and action.args.get("allow_null") is False and len(action.args) <= 2:
+            elif isinstance(action, exp.AlterColumn) and action.args.get("allow_null") is False and not any(
+                    v for k, v in action.args.items() if k not in {"this", "allow_null"}):
                 undo.append(f"ALTER TABLE {table} ALTER COLUMN {action.this.sql(pg)} DROP NOT NULL")
             else:
                 return None
