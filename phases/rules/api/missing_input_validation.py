@@ -1,0 +1,304 @@
+"""missing-input-validation: a request model field with no bounds where the repository bounds its kind.
+
+## What it does
+Looks at the Pydantic models FastAPI endpoints take as request bodies (and the models nested in them) and
+reports a numeric or text field declared bare (`quantity: int`, `name: str`) when another model of the
+repository declares a field of the same name and type with bounds (`Field(gt=0, le=100_000)`,
+`Field(max_length=200)`), or when it is a quantity (`quantity`, `qty`) with no lower bound at all.
+Identifiers (`id`, `*_id`) are checked by their lookup and are not reported.
+
+## Why is this bad
+Unchecked numbers reach the database and the business logic: a negative quantity restocks instead of
+selling, a zero quantity creates empty order lines, an unbounded string fills a column.
+
+## Example
+```python
+class OrderLineIn(BaseModel):
+    quantity: int
+```
+
+## Use instead
+```python
+class OrderLineIn(BaseModel):
+    quantity: int = Field(gt=0, le=100_000)   # as RestockLine.quantity
+```
+
+## Fix safety
+The fix copies the bounds the repository already uses for the same field (or `gt=0` for a quantity with no
+sibling) onto the declaration; requests outside them now get 422 instead of being stored. Defaults are kept.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from tuber.agent.models import RiskParts
+from tuber.phases.datamap.repo import RepoMap
+from tuber.phases.rules.base import Example, Fix, Hit, SourceFile, dotted_name, example
+from tuber.phases.rules.scoring import scored
+
+ID = "missing-input-validation"
+CATEGORY = "missing_input_validation"
+LAYER = "api"
+TRIGGERS = ("BaseModel", "SQLModel")
+BOUNDS = {"gt", "ge", "lt", "le", "min_length", "max_length", "multiple_of", "max_digits", "decimal_places", "pattern",
+          "regex"}
+COPYABLE = {"gt", "ge", "lt", "le", "min_length", "max_length"}
+NUMERIC = {"int", "float", "Decimal", "PositiveInt", "NonNegativeInt"}
+TEXT = {"str"}
+QUANTITY = re.compile(r"^(quantity|qty|quantities|count|units)$")
+
+VALID: list[Example] = [
+    example("""
+        from fastapi import APIRouter
+        from pydantic import BaseModel, Field
+
+        class RestockLine(BaseModel):
+            sku: str = Field(max_length=32)
+            quantity: int = Field(gt=0, le=100_000)
+
+        router = APIRouter()
+
+        @router.post("/restock")
+        def restock(payload: RestockLine):
+            return payload
+        """, note="bounded"),
+    example("""
+        from pydantic import BaseModel, Field
+
+        class Line(BaseModel):
+            quantity: int = Field(gt=0, le=100)
+
+        class LineOut(BaseModel):
+            quantity: int
+        """, note="response model, not request input"),
+]
+
+INVALID: list[Example] = [
+    example("""
+        from fastapi import APIRouter
+        from pydantic import BaseModel, Field
+
+        class RestockLine(BaseModel):
+            quantity: int = Field(gt=0, le=100_000)
+
+        class OrderLineIn(BaseModel):
+            product_id: int
+            quantity: int
+
+        class OrderCreate(BaseModel):
+            items: list[OrderLineIn] = Field(min_length=1)
+
+        router = APIRouter()
+
+        @router.post("/orders")
+        def place_order(payload: OrderCreate):
+            return payload
+
+        @router.post("/restock")
+        def restock(payload: RestockLine):
+            return payload
+        """, """
+        from fastapi import APIRouter
+        from pydantic import BaseModel, Field
+
+        class RestockLine(BaseModel):
+            quantity: int = Field(gt=0, le=100_000)
+
+        class OrderLineIn(BaseModel):
+            product_id: int
+            quantity: int = Field(gt=0, le=100_000)
+
+        class OrderCreate(BaseModel):
+            items: list[OrderLineIn] = Field(min_length=1)
+
+        router = APIRouter()
+
+        @router.post("/orders")
+        def place_order(payload: OrderCreate):
+            return payload
+
+        @router.post("/restock")
+        def restock(payload: RestockLine):
+            return payload
+        """, note="nested request model; bounds copied from the sibling"),
+    example("""
+        from fastapi import APIRouter
+        from pydantic import BaseModel
+
+        class CartLine(BaseModel):
+            qty: int = 1
+
+        router = APIRouter()
+
+        @router.post("/cart")
+        def add(line: CartLine):
+            return line
+        """, """
+        from fastapi import APIRouter
+        from pydantic import BaseModel
+        from pydantic import Field
+
+        class CartLine(BaseModel):
+            qty: int = Field(default=1, gt=0)
+
+        router = APIRouter()
+
+        @router.post("/cart")
+        def add(line: CartLine):
+            return line
+        """, note="quantity with no sibling: conservative gt=0"),
+]
+
+
+@dataclass(frozen=True)
+class _Field:
+    model: str
+    name: str
+    type: str
+    bounds: tuple[tuple[str, str], ...]  # (keyword, source) pairs
+    line: int
+    path: str
+
+
+def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
+    """Bare numeric/text fields of request models whose kind the repository bounds elsewhere."""
+    fields, inputs = _catalogue(repo)
+    for field in fields:
+        if field.path != file.path or field.model not in inputs or field.bounds or _is_identifier(field.name):
+            continue
+        bounds = _sibling_bounds(field, fields)
+        if not bounds and not (field.type in NUMERIC and QUANTITY.match(field.name)):
+            continue
+        source = f" (as {bounds[0]}.{field.name})" if bounds else ""
+        yield Hit(line=field.line, message=f"{field.model}.{field.name} is a request field with no bounds{source}; "
+                  "any value reaches the database", scores=scored(CATEGORY), symbol=field.model,
+                  key=f"field:{field.model}.{field.name}", fixable=True)
+
+
+def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
+    """Add the sibling's bounds (or gt=0) to the declaration, keeping any default."""
+    fields, _ = _catalogue(repo)
+    field = next((f for f in fields if f.path == file.path and f.line == hit.line), None)
+    if field is None:
+        return None
+    sibling = _sibling_bounds(field, fields)
+    bounds = ", ".join(f"{k}={v}" for k, v in (sibling[1] if sibling else (("gt", "0"),)) if k in COPYABLE)
+    node = next(n for n in ast.walk(file.tree) if isinstance(n, ast.AnnAssign) and n.lineno == field.line)
+    if not bounds or node.end_lineno != node.lineno:
+        return None
+    line = file.lines[field.line - 1]
+    lines = list(file.lines)
+    value = node.value
+    if isinstance(value, ast.Call) and dotted_name(value.func).endswith("Field"):
+        # Field(default=0) -> Field(default=0, gt=0): keep what is there, add the bounds
+        close = (value.end_col_offset or 0) - 1
+        sep = ", " if value.args or value.keywords else ""
+        lines[field.line - 1] = line[:close] + sep + bounds + line[close:]
+    else:
+        default = f"default={file.segment(value)}, " if value is not None else ""
+        head = line[: node.annotation.end_col_offset]  # type: ignore[attr-defined]
+        lines[field.line - 1] = f"{head} = Field({default}{bounds})"
+    text = "\n".join(lines) + ("\n" if file.text.endswith("\n") else "")
+    if not _imports_field(file):
+        package = "sqlmodel" if "sqlmodel" in file.text else "pydantic"
+        from tuber.phases.rules.security._guards import _add_import
+
+        text = _add_import(text, f"from {package} import Field")
+    return Fix(
+        files={file.path: text},
+        action=f"Bound {field.model}.{field.name} with Field({bounds})",
+        rollback=f"Remove the Field(...) bounds from {field.model}.{field.name}",
+        risk=RiskParts(migration_complexity=1, breaking_changes=3, data_risk=1),
+        impact=f"Requests with {field.name} outside ({bounds}) are refused with 422 before they reach the database",
+        test_requirement=f"A request with {field.name} outside the bounds answers 422 and writes nothing; valid "
+                         "requests behave as before",
+    )
+
+
+def _catalogue(repo: RepoMap) -> tuple[list[_Field], set[str]]:
+    """Every annotated field of every Pydantic/SQLModel class, and the names of the request models."""
+    cached = repo.__dict__.get("_tuber_input_fields")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    fields: list[_Field] = []
+    nested: dict[str, set[str]] = {}
+    for file in repo.python_files():
+        if "BaseModel" not in file.text and "SQLModel" not in file.text:
+            continue
+        for cls in ast.walk(file.tree):
+            if not isinstance(cls, ast.ClassDef) or not cls.bases:
+                continue
+            nested[cls.name] = set()
+            for item in cls.body:
+                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                    kind = _base_type(item.annotation)
+                    nested[cls.name] |= {n.id for n in ast.walk(item.annotation) if isinstance(n, ast.Name)}
+                    fields.append(_Field(cls.name, item.target.id, kind, _bounds(file, item), item.lineno, file.path))
+    roots: set[str] = set()
+    for endpoint in repo.endpoints:
+        if endpoint.framework != "fastapi" or not ({"POST", "PUT", "PATCH"} & set(endpoint.methods)):
+            continue
+        file = repo.file(endpoint.path)
+        node = next((n for n in ast.walk(file.tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+                     and n.lineno == endpoint.line), None) if file else None
+        for arg in node.args.args if node else ():
+            if arg.annotation is not None:
+                roots |= {n.id for n in ast.walk(arg.annotation) if isinstance(n, ast.Name) and n.id in nested}
+    inputs: set[str] = set()
+    stack = list(roots)
+    while stack:
+        name = stack.pop()
+        if name in inputs:
+            continue
+        inputs.add(name)
+        stack.extend(n for n in nested.get(name, ()) if n in nested)
+    repo.__dict__["_tuber_input_fields"] = (fields, inputs)
+    return fields, inputs
+
+
+def _base_type(annotation: ast.expr) -> str:
+    if isinstance(annotation, ast.Subscript) and dotted_name(annotation.value).endswith("Annotated"):
+        first = annotation.slice.elts[0] if isinstance(annotation.slice, ast.Tuple) else annotation.slice
+        return _base_type(first)
+    if isinstance(annotation, ast.BinOp):  # int | None
+        return _base_type(annotation.left)
+    if isinstance(annotation, ast.Subscript) and dotted_name(annotation.value).endswith("Optional"):
+        return _base_type(annotation.slice)
+    return dotted_name(annotation).rsplit(".", 1)[-1]
+
+
+def _bounds(file: SourceFile, item: ast.AnnAssign) -> tuple[tuple[str, str], ...]:
+    found = []
+    for sub in [item.value, item.annotation]:
+        for call in ast.walk(sub) if sub is not None else ():
+            if isinstance(call, ast.Call):
+                name = dotted_name(call.func).rsplit(".", 1)[-1]
+                if name.startswith("con") or name in ("Positive", "PositiveInt", "NonNegativeInt"):
+                    found.append(("type", name))
+                found += [(k.arg, file.segment(k.value)) for k in call.keywords if k.arg in BOUNDS]
+    if _base_type(item.annotation) in ("PositiveInt", "NonNegativeInt", "EmailStr"):
+        found.append(("type", _base_type(item.annotation)))
+    return tuple(found)
+
+
+def _sibling_bounds(field: _Field, fields: list[_Field]) -> tuple[str, tuple[tuple[str, str], ...]] | None:
+    """(model, bounds) of another model's field with the same name and type that is bounded by keywords."""
+    wanted = NUMERIC if field.type in NUMERIC else TEXT if field.type in TEXT else set()
+    for other in fields:
+        if other is not field and other.name == field.name and other.type in wanted and any(
+                k in COPYABLE for k, _ in other.bounds):
+            return other.model, other.bounds
+    return None
+
+
+def _is_identifier(name: str) -> bool:
+    return name == "id" or name.endswith(("_id", "_ids", "uuid"))
+
+
+def _imports_field(file: SourceFile) -> bool:
+    return any(isinstance(n, ast.ImportFrom) and any((a.asname or a.name) == "Field" for a in n.names)
+               for n in file.tree.body)
