@@ -10,6 +10,7 @@ import structlog
 
 def configure(fmt: str = "console", *, verbose: bool = False, quiet: bool = False) -> None:
     """Info level for runs, warnings only for diagnose (its output is the report), everything with -v."""
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)  # it warns on every SQL fragment it cannot parse
     level = logging.DEBUG if verbose else (logging.WARNING if quiet else logging.INFO)
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if fmt == "json"

@@ -30,10 +30,10 @@ log = structlog.get_logger("tuber.diagnose")
 
 TOP = 3
 # Categories whose findings are fixed by one schema change per table (index / migration work).
-SCHEMA_CATEGORIES = {"missing_index", "missing_composite_index", "missing_fk_constraint", "inefficient_type"}
 DATA_INTEGRITY = {"missing_transaction", "missing_fk_constraint", "unsafe_migration", "missing_rollback"}
 FOCUS_LAYERS = {"database": {"database"}, "api": {"api"}, "storage": {"storage"}, "security": {"security"}}
 PRIORITY_SCORE = {"performance": "performance_gain", "security": "security_level", "reliability": "reliability"}
+RULE_ERROR = "rule error"  # prefix of a skipped file's reason when a rule raised on it (a bug to fix)
 SUPPRESS = re.compile(r"#\s*tuber:\s*ignore(?:\[([\w\-, ]+)\])?")
 
 
@@ -105,6 +105,10 @@ def scan(repo: RepoMap, rules: Iterable[ModuleType] | None = None, ignore_rules:
                         findings.append(to_finding(rule, file, hit))
             except RecursionError:
                 skipped.append(SkippedFile(path=file.path, reason=f"rule {rule.ID}: nesting too deep"))
+            except Exception as error:  # noqa: BLE001 - one rule's bug must not end the scan; reported as skipped
+                reason = f"{RULE_ERROR} in {rule.ID}: {error.__class__.__name__}: {error}"
+                log.error("rule failed on a file", path=file.path, rule=rule.ID, error=reason)
+                skipped.append(SkippedFile(path=file.path, reason=reason))
     unique = {f.fingerprint: f for f in findings}  # a rule reporting the same thing twice is one finding
     return sorted(unique.values(), key=lambda f: (f.path, f.line, f.category)), skipped
 
