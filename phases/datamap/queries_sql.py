@@ -218,14 +218,19 @@ def _like_pattern(pattern: exp.Expression | None, params: ast.expr | None, file:
     """(starts with %, built from input) for a LIKE pattern, tracing a placeholder to its parameter."""
     if isinstance(pattern, exp.Literal):
         return pattern.name.startswith("%"), PLACEHOLDER in pattern.name
-    if isinstance(pattern, exp.DPipe | exp.Concat | exp.SafeConcat):
-        parts = list(pattern.find_all(exp.Literal, exp.Placeholder))
-        parts.sort(key=lambda e: e.meta.get("start", 0) if e.meta else 0)
-        first = next((p for p in pattern.walk() if isinstance(p, exp.Literal | exp.Placeholder)), None)
-        return isinstance(first, exp.Literal) and first.name.startswith("%"), any(
-            isinstance(p, exp.Placeholder) for p in parts)
+    if isinstance(pattern, exp.DPipe | exp.Concat):
+        first = _first_operand(pattern)
+        has_input = any(True for _ in pattern.find_all(exp.Placeholder, exp.Column))
+        return isinstance(first, exp.Literal) and first.name.startswith("%"), has_input
     if isinstance(pattern, exp.Placeholder):
         values = params.elts if isinstance(params, ast.Tuple | ast.List) else (
             params.values if isinstance(params, ast.Dict) else [])
         return any(leading_percent(v, file) and not isinstance(v, ast.Constant) for v in values), True
     return False, False
+
+
+def _first_operand(node: exp.Expression) -> exp.Expression:
+    """The leftmost operand of a `||` chain or CONCAT(...)."""
+    while isinstance(node, exp.DPipe | exp.Concat):
+        node = node.this if isinstance(node, exp.DPipe) else node.expressions[0]
+    return node

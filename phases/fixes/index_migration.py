@@ -66,10 +66,12 @@ def index_fix(repo: RepoMap, table_name: str, columns: tuple[str, ...], why: str
         return None
     files.update(migration or {})
     where = f"{table_name} ({', '.join(columns)})"
-    concurrently = " concurrently" if plan.concurrently else ""
+    concurrently = " concurrently" if plan.concurrently and migration else ""
+    declared = " and ".join(part for part, done in (("on the model", model is not None),
+                                                    ("in a migration", bool(migration))) if done)
     return Fix(
         files=files,
-        action=f"Add index {plan.name} on {where}{concurrently}, declared on the model and in a migration",
+        action=f"Add index {plan.name} on {where}{concurrently}, declared {declared}",
         rollback=f"Apply the migration's down step (drop index {plan.name}) and revert the commit",
         risk=RiskParts(migration_complexity=3 if plan.concurrently else 2, breaking_changes=1, data_risk=1),
         impact=f"Estimate: the query that {why} {table_name} by {', '.join(columns)} becomes an index lookup "
@@ -131,13 +133,18 @@ def _alembic_revision(repo: RepoMap, plan: IndexPlan) -> dict[str, str] | None:
               f'revision = "{rev}"\ndown_revision = {_quote(down)}\nbranch_labels = None\ndepends_on = None\n')
     imports = "from collections.abc import Sequence\n\nfrom alembic import op\n" if typed else "from alembic import op\n"
     returns = " -> None" if typed else ""
-    create = f'op.create_index({name}, "{plan.table}", [{cols}], unique=False'
-    drop = f'op.drop_index({name}, table_name="{plan.table}"'
+    create = f'op.create_index(\n{{pad}}    {name}, "{plan.table}", [{cols}], unique=False'
+    drop = f'op.drop_index(\n{{pad}}    {name}, table_name="{plan.table}"'
     if plan.concurrently:
-        up = f"    with op.get_context().autocommit_block():\n        {create}, postgresql_concurrently=True)\n"
-        back = f"    with op.get_context().autocommit_block():\n        {drop}, postgresql_concurrently=True)\n"
+        pad = " " * 8
+        up = (f"    with op.get_context().autocommit_block():\n{pad}{create.format(pad=pad)},\n"
+              f"{pad}    postgresql_concurrently=True,\n{pad})\n")
+        back = (f"    with op.get_context().autocommit_block():\n{pad}{drop.format(pad=pad)},\n"
+                f"{pad}    postgresql_concurrently=True,\n{pad})\n")
     else:
-        up, back = f"    {create})\n", f"    {drop})\n"
+        pad = " " * 4
+        up = f"{pad}{create.format(pad=pad)},\n{pad})\n"
+        back = f"{pad}{drop.format(pad=pad)},\n{pad})\n"
     text = (f'"""index {plan.table} ({", ".join(plan.columns)})\n\nRevision ID: {rev}\nRevises: '
             f'{down.strip("()").replace(chr(39), "")}\nCreate Date: {now:%Y-%m-%d %H:%M:%S.%f}\n\n"""\n'
             f"{imports}\n\n{header}\n\ndef upgrade(){returns}:\n{up}\n\ndef downgrade(){returns}:\n{back}")
