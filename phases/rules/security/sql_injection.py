@@ -72,7 +72,7 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterable[Hit]:
                 wrappers[func.name] = _param_names(func).index(sql.id)
                 continue
             parts = scope.parts(sql)
-            if not looks_like_sql(parts) and kind not in ("text", "raw", "rawsql"):
+            if not looks_like_sql(parts) and kind not in ("text", "raw", "rawsql", "extra"):
                 continue
             tainted = [p for p in parts if p.kind == "tainted" and not _safe_by_callers(p, func, module)]
             if tainted:
@@ -424,6 +424,48 @@ VALID: list[Example] = [
         def run(conn, name):
             return conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchall()
         """, note="sqlite3: bound parameter"),
+    example("""
+        import psycopg2
+
+        def by_ids(conn, ids, status):
+            marks = ", ".join(["%s"] * len(ids))
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT * FROM orders WHERE id IN ({marks}) AND status = %s", [*ids, status])
+                return cur.fetchall()
+        """, note="psycopg2: placeholder list built with join"),
+    example("""
+        from flask import request
+        from sqlalchemy import text
+
+        from .extensions import db
+
+        COLUMNS = "p.slug, p.title"
+
+        def search_tags():
+            names = request.args.get("names", "").split(",")
+            params = {f"tag_{i}": name for i, name in enumerate(names)}
+            placeholders = ", ".join(f":{key}" for key in params)
+            sql = f"SELECT {COLUMNS} FROM posts p JOIN tags t ON t.post_id = p.id WHERE t.name IN ({placeholders})"
+            return db.session.execute(text(sql), params).all()
+        """, note="SQLAlchemy text(): constant fragments and generated :tag_N bind names"),
+    example("""
+        from .models import Member
+
+        SUMMARY_SQL = "SELECT m.id, m.card_number FROM lending_member m"
+
+        def member_summary(card_number):
+            return Member.objects.raw(f"{SUMMARY_SQL} WHERE m.card_number = %s", params=[card_number])
+        """, note="Django raw(): constant prefix, value bound"),
+    example("""
+        from django.db import connection
+
+        SORTS = {"name": "last_name", "joined": "created_at"}
+
+        def members(sort):
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT id FROM lending_member ORDER BY %s" % SORTS[sort])
+                return cursor.fetchall()
+        """, note="Django cursor: identifier looked up in a constant mapping"),
 ]
 
 INVALID: list[Example] = [
@@ -504,4 +546,125 @@ INVALID: list[Example] = [
         def listing(conn, sort):
             return conn.execute(f"SELECT * FROM notes ORDER BY {sort}").fetchall()
         """, note="sqlite3: identifier from the caller, no whitelist: reported, not fixable"),
+    example(
+        """
+        import psycopg
+
+        def find(conn, email):
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT id FROM customers WHERE email = '{email}' AND name LIKE 'A%'")
+                return cur.fetchone()
+        """,
+        """
+        import psycopg
+
+        def find(conn, email):
+            with conn.cursor() as cur:
+                cur.execute("SELECT id FROM customers WHERE email = %s AND name LIKE 'A%%'", (email,))
+                return cur.fetchone()
+        """, database="postgresql", note="psycopg: %s placeholder, literal % escaped"),
+    example(
+        """
+        from flask import request
+        from sqlalchemy import text
+
+        from .extensions import db
+
+        def search():
+            term = request.args.get("q", "")
+            sql = f"SELECT slug FROM posts WHERE title = '{term}' LIMIT :limit"
+            return db.session.execute(text(sql), {"limit": 20}).all()
+        """,
+        """
+        from flask import request
+        from sqlalchemy import text
+
+        from .extensions import db
+
+        def search():
+            term = request.args.get("q", "")
+            sql = "SELECT slug FROM posts WHERE title = :term LIMIT :limit"
+            return db.session.execute(text(sql), {"limit": 20, "term": term}).all()
+        """, note="Flask-SQLAlchemy text(): named parameter added to the execute() mapping"),
+    example(
+        """
+        import sqlalchemy as sa
+
+        def find(engine, name):
+            stmt = sa.text("SELECT id FROM users WHERE name = '" + name + "'")
+            with engine.connect() as conn:
+                return conn.execute(stmt).all()
+        """,
+        """
+        import sqlalchemy as sa
+
+        def find(engine, name):
+            stmt = sa.text("SELECT id FROM users WHERE name = :name").bindparams(name=name)
+            with engine.connect() as conn:
+                return conn.execute(stmt).all()
+        """, note="SQLAlchemy Core: text() outside execute(): .bindparams()"),
+    example(
+        """
+        from fastapi import APIRouter
+        from sqlalchemy import text
+
+        router = APIRouter()
+
+        @router.get("/products")
+        def products(category: str, db=None):
+            return db.execute(text(f"SELECT id FROM products WHERE category = '{category}'")).all()
+        """,
+        """
+        from fastapi import APIRouter
+        from sqlalchemy import text
+
+        router = APIRouter()
+
+        @router.get("/products")
+        def products(category: str, db=None):
+            return db.execute(text("SELECT id FROM products WHERE category = :category"), {"category": category}).all()
+        """, note="FastAPI: a query parameter in text()"),
+    example(
+        """
+        from .models import Member
+
+        def find_members(last_name):
+            return list(Member.objects.raw(f"SELECT * FROM lending_member WHERE last_name = '{last_name}'"))
+        """,
+        """
+        from .models import Member
+
+        def find_members(last_name):
+            return list(Member.objects.raw("SELECT * FROM lending_member WHERE last_name = %s", params=[last_name]))
+        """, note="Django raw(): params=[...]"),
+    example(
+        """
+        from django.db import connection
+
+        def find(name):
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT id FROM lending_member WHERE last_name = '%s'" % name)
+                return cursor.fetchall()
+        """,
+        """
+        from django.db import connection
+
+        def find(name):
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT id FROM lending_member WHERE last_name = %s", (name,))
+                return cursor.fetchall()
+        """, note="Django connection.cursor(): %s"),
+    example(
+        """
+        from .models import Member
+
+        def by_name(name):
+            return Member.objects.extra(where=[f"last_name = '{name}'"])
+        """,
+        """
+        from .models import Member
+
+        def by_name(name):
+            return Member.objects.extra(where=["last_name = %s"], params=[name])
+        """, note="Django extra(): params=[...]"),
 ]
