@@ -147,13 +147,26 @@ def _sql_part(text: str, down: bool) -> str:
 
 
 def _alembic_step(ctx: Context, migration: Migration, target: Target, action: str, revision: str) -> tuple[bool, str]:
-    script_dir = (ctx.branch_dir / migration.path).parent.parent
-    ini = next((p for p in sorted(ctx.branch_dir.glob("*.ini")) if _is_alembic_ini(p)), None)
-    env_py = script_dir / "env.py"
-    names = sorted(set(URL_ENV.findall(env_py.read_text(encoding="utf-8")))) if env_py.is_file() else []
-    spec = {"ini": str(ini) if ini else "", "script_location": "" if ini else str(script_dir), "url": target.url,
-            "env_names": names, "action": action, "revision": revision, "cwd": str(ctx.branch_dir)}
-    done = ctx.sandbox.run([ctx.settings.python, str(RUNNER), json.dumps(spec)], ctx.branch_dir,
+    return alembic_command(ctx, ctx.branch_dir, (ctx.branch_dir / migration.path).parent.parent, target, action, revision)
+
+
+def alembic_ini(tree: Path) -> Path | None:
+    """The tree's alembic.ini (any top-level .ini with an [alembic] script_location)."""
+    return next((p for p in sorted(tree.glob("*.ini")) if _is_alembic_ini(p)), None)
+
+
+def alembic_command(
+    ctx: Context, tree: Path, script_dir: Path | None, target: Target, action: str, revision: str,
+) -> tuple[bool, str]:
+    """`alembic <action> <revision>` on `target`, run by the standalone runner in the target's interpreter."""
+    ini = alembic_ini(tree)
+    env_py = script_dir / "env.py" if script_dir else None
+    if env_py is None and ini is not None:
+        env_py = next(iter(sorted(tree.glob("*/env.py"))), None)
+    names = sorted(set(URL_ENV.findall(env_py.read_text(encoding="utf-8")))) if env_py and env_py.is_file() else []
+    spec = {"ini": str(ini) if ini else "", "script_location": "" if ini or not script_dir else str(script_dir),
+            "url": target.url, "env_names": names, "action": action, "revision": revision, "cwd": str(tree)}
+    done = ctx.sandbox.run([ctx.settings.python, str(RUNNER), json.dumps(spec)], tree,
                            env={"PGOPTIONS": f"-c lock_timeout={LOCK_TIMEOUT_MS}"}, timeout=ctx.settings.verify.timeout)
     return done.ok, done.output
 
@@ -167,7 +180,13 @@ def _is_alembic_ini(path: Path) -> bool:
 
 
 def _django_step(ctx: Context, migration: Migration, target: Target, name: str) -> tuple[bool, str]:
-    manage = min(ctx.branch_dir.rglob("manage.py"), key=lambda p: len(p.parts), default=None)
+    app = _django_label((ctx.branch_dir / migration.path).parent.parent)
+    return django_migrate(ctx, ctx.branch_dir, target, app, name)
+
+
+def django_migrate(ctx: Context, tree: Path, target: Target, *args: str) -> tuple[bool, str]:
+    """`manage.py migrate [app [migration]]` on `target`, through a settings shim naming the scratch DB."""
+    manage = min(tree.rglob("manage.py"), key=lambda p: len(p.parts), default=None)
     if manage is None:
         return False, "no manage.py found"
     match = re.search(r"""DJANGO_SETTINGS_MODULE["']\s*,\s*["']([\w.]+)""", manage.read_text(encoding="utf-8"))
@@ -184,9 +203,8 @@ def _django_step(ctx: Context, migration: Migration, target: Target, name: str) 
     (shim / "tuber_verify_settings.py").write_text(
         f"from {match.group(1)} import *  # noqa: F401,F403\nDATABASES = {{'default': {database!r}}}\n"
     )
-    app = _django_label((ctx.branch_dir / migration.path).parent.parent)
     done = ctx.sandbox.run(
-        [ctx.settings.python, str(manage), "migrate", app, name, "--noinput"], manage.parent,
+        [ctx.settings.python, str(manage), "migrate", *args, "--noinput"], manage.parent,
         env={"DJANGO_SETTINGS_MODULE": "tuber_verify_settings", "PYTHONPATH": str(shim),
              "PGOPTIONS": f"-c lock_timeout={LOCK_TIMEOUT_MS}"},
         timeout=ctx.settings.verify.timeout,
@@ -194,7 +212,7 @@ def _django_step(ctx: Context, migration: Migration, target: Target, name: str) 
     return done.ok, done.output
 
 
-def _sql_step(target: Target, sql: str) -> tuple[bool, str]:
+def sql_step(target: Target, sql: str) -> tuple[bool, str]:
     try:
         if target.sqlite_path is not None:
             with contextlib.closing(__import__("sqlite3").connect(target.sqlite_path)) as conn:
@@ -224,8 +242,8 @@ def _steps(ctx: Context, migration: Migration, target: Target) -> list[tuple[str
                 ("up again", to(migration.up))]
     earlier = "\n".join(_sql_part((ctx.branch_dir / p).read_text(encoding="utf-8"), down=False) for p in migration.earlier)
     up, down = migration.up, migration.down_sql
-    return [("parent", lambda: _sql_step(target, earlier or "SELECT 1;")), ("up", lambda: _sql_step(target, up)),
-            ("down", lambda: _sql_step(target, down)), ("up again", lambda: _sql_step(target, up))]
+    return [("parent", lambda: sql_step(target, earlier or "SELECT 1;")), ("up", lambda: sql_step(target, up)),
+            ("down", lambda: sql_step(target, down)), ("up again", lambda: sql_step(target, up))]
 
 
 def round_trip(ctx: Context, migration: Migration, target: Target) -> tuple[Check | None, str, str]:

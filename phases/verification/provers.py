@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tuber.phases.verification.migrations import prove_migrations
+from tuber.phases.verification.plans import prove_plans
 from tuber.phases.verification.proof import Context, Proof
 
-ALL: tuple[Callable[[Context], Proof], ...] = (prove_migrations,)
+ALL: tuple[Callable[[Context], Proof], ...] = (prove_migrations, prove_plans)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.phases.verification.gitrepo import BENCH, commit_task, init, patch_of, workspace
+from tests.phases.verification.gitrepo import BENCH, commit_task, git, init, patch_of, workspace
 from tuber.agent.adapters.db import PostgresServer
 from tuber.agent.adapters.sandbox import sandbox_for
 from tuber.agent.models import Opportunity, Plan, Scores
@@ -49,15 +49,14 @@ class Migration(migrations.Migration):
 
 
 def context(repo: Path, files: dict[str, str | None], database: str | None = None, url: str | None = None) -> Context:
-    base = init(repo) if (repo / ".git").exists() is False and not repo.exists() else None
-    assert base is None
+    base = git(repo, "rev-parse", "HEAD")
     head, paths = commit_task(repo, files)
     settings = Settings(repo=repo, database=database,  # type: ignore[arg-type]
                         verify=VerifyConfig(python=sys.executable, timeout=120, database_url=url))
     scores = Scores(performance_gain=5, security_level=5, reliability=5, risk=2)
     opportunity = Opportunity(id="1", impact=62.5, severity="HIGH", category="missing_index", layer="database",
                               title="index", fingerprints=(), scores=scores, fixable=True, scope="")
-    patch = patch_of(repo, "0" * 40, [("A", head, paths)])
+    patch = patch_of(repo, base, [("A", head, paths)])
     ws = workspace(repo)
     return Context(
         plan=Plan(opportunity=opportunity, tasks=(), risk=2, line_budget=150), patch=patch, findings=(),

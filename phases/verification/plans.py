@@ -1,0 +1,208 @@
+"""Query plans for index changes: the schema is built from the repository at the base commit and on the
+branch (its migrations, its SQL schema files, or its SQLAlchemy models), the indexes the branch adds are found
+by comparing the two, and for each one a lookup on the indexed columns is planned and timed on a scratch SQLite
+database filled with generated rows, without and then with the index.
+
+The lookup is a representative `SELECT * FROM <table> WHERE <indexed columns> = ?`, labelled as such: the
+exact query of the finding is not extracted from the application's code.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tuber.agent.models import Measurement
+from tuber.phases.verification.migrations import Target, alembic_command, alembic_ini, django_migrate, sql_step
+from tuber.phases.verification.proof import Context, Proof
+
+RUNS = 7
+SCHEMA_RUNNER = Path(__file__).with_name("schema_runner.py")
+SKIP_DIRS = {"tests", "test", ".git", ".venv", "venv", "node_modules", "__pycache__"}
+INDEX_ITEM = re.compile(r"^(?:unique )?index (\S+) on (\S+)\((.*)\)$")
+
+
+@dataclass(frozen=True)
+class NewIndex:
+    name: str
+    table: str
+    columns: tuple[str, ...]
+
+
+def build_schema(ctx: Context, tree: Path, path: Path) -> str:
+    """Create the tree's schema in SQLite file `path`; returns '' on success, else why it could not."""
+    target = Target("sqlite", f"sqlite:///{path}", sqlite_path=path)
+    if alembic_ini(tree) is not None:
+        ok, output = alembic_command(ctx, tree, None, target, "upgrade", "head")
+        return "" if ok else f"alembic upgrade head failed: {output.strip()[-300:]}"
+    if any(True for _ in tree.glob("manage.py")) or any(True for _ in tree.glob("*/manage.py")):
+        ok, output = django_migrate(ctx, tree, target)
+        return "" if ok else f"manage.py migrate failed: {output.strip()[-300:]}"
+    sources = [p for p in _python_files(tree) if p.suffix == ".sql" and "CREATE TABLE" in p.read_text(errors="replace").upper()]
+    if sources:
+        for source in sorted(sources, key=lambda p: (("migration" not in str(p)), str(p))):
+            ok, output = sql_step(target, source.read_text(encoding="utf-8", errors="replace"))
+            if not ok:
+                return f"{source.relative_to(tree)}: {output}"
+        return ""
+    modules = [
+        ".".join(p.relative_to(tree).with_suffix("").parts).removesuffix(".__init__")
+        for p in _python_files(tree) if p.suffix == ".py" and "sqlalchemy" in p.read_text(errors="replace")
+    ]
+    if not modules:
+        return "no migrations, SQL schema or SQLAlchemy models to build a scratch database from"
+    done = ctx.sandbox.run([ctx.settings.python, str(SCHEMA_RUNNER), str(tree), str(path), *modules], tree,
+                           timeout=ctx.settings.verify.timeout)
+    return "" if done.ok else f"creating the SQLAlchemy tables failed: {done.output.strip()[-300:]}"
+
+
+def _python_files(tree: Path) -> list[Path]:
+    return [p for p in tree.rglob("*") if p.is_file() and not SKIP_DIRS & set(p.relative_to(tree).parts[:-1])
+            and not p.name.startswith(("test_", "conftest"))]
+
+
+def new_indexes(before: Path, after: Path) -> list[NewIndex]:
+    """Indexes on the branch's schema that the base schema lacks (on tables both have)."""
+    from tuber.agent.adapters.db import sqlite_schema
+
+    old, new = sqlite_schema(before), sqlite_schema(after)
+    found = []
+    for item in sorted(new - old):
+        match = INDEX_ITEM.match(item)
+        if match and f"table {match.group(2)}" in old:
+            columns = tuple(c.strip() for c in match.group(3).split(",") if c.strip() and c.strip() != "None")
+            if columns:
+                found.append(NewIndex(match.group(1), match.group(2), columns))
+    return found
+
+
+def fill(path: Path, table: str, rows: int) -> str:
+    """Insert `rows` generated rows into `table`, distinct values per column; returns '' or the error."""
+    with sqlite3.connect(path) as conn:
+        info = conn.execute(f'PRAGMA table_info("{table}")').fetchall()
+        columns = [(name, (ctype or "").upper()) for _, name, ctype, _, _, pk in info
+                   if not (pk and "INT" in (ctype or "").upper())]
+        values = [tuple(_value(name, ctype, i) for name, ctype in columns) for i in range(rows)]
+        names = ", ".join(f'"{name}"' for name, _ in columns)
+        marks = ", ".join("?" for _ in columns)
+        try:
+            conn.executemany(f'INSERT INTO "{table}" ({names}) VALUES ({marks})', values)
+            conn.execute("ANALYZE")
+        except sqlite3.Error as error:
+            return f"{type(error).__name__}: {error}"
+    return ""
+
+
+def _value(name: str, ctype: str, i: int) -> object:
+    if any(word in ctype for word in ("DATE", "TIME")):
+        return f"2024-01-01 00:00:{i % 60:02d}.{i:06d}"
+    if any(word in ctype for word in ("INT", "BOOL")):
+        return i
+    if any(word in ctype for word in ("REAL", "FLOA", "DOUB", "NUM", "DEC")):
+        return i + 0.5
+    return f"{name}-{i}"
+
+
+def plan_and_time(path: Path, sql: str, params: tuple[object, ...]) -> tuple[str, list[float]]:
+    """SQLite's EXPLAIN QUERY PLAN details, and RUNS wall times in ms (after one warm-up run)."""
+    with sqlite3.connect(path) as conn:
+        plan = "; ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+        conn.execute(sql, params).fetchall()
+        times = []
+        for _ in range(RUNS):
+            started = time.perf_counter()
+            conn.execute(sql, params).fetchall()
+            times.append((time.perf_counter() - started) * 1000)
+    return plan, times
+
+
+def _summary(times: list[float]) -> str:
+    return f"median {statistics.median(times):.3f} ms, spread {min(times):.3f}-{max(times):.3f} ms"
+
+
+def prove_plans(ctx: Context) -> Proof:
+    """Plan and time each index the branch adds, on generated rows; a plan or time regression fails its task."""
+    if not wanted(ctx):
+        return Proof()
+    base_db, branch_db = ctx.scratch / "plans-base.sqlite3", ctx.scratch / "plans-branch.sqlite3"
+    with ctx.checkout(ctx.patch.base_commit) as base_tree:
+        problem = build_schema(ctx, base_tree, base_db)
+    problem = problem or build_schema(ctx, ctx.branch_dir, branch_db)
+    if problem:
+        return Proof(notes=(f"query plans not measured: {problem}",))
+    indexes = new_indexes(base_db, branch_db)
+    measurements, notes, failed = [], [], {}
+    rows = ctx.settings.verify.rows
+    for index in indexes:
+        data = ctx.scratch / f"plans-{index.name}.sqlite3"
+        shutil.copyfile(base_db, data)
+        error = fill(data, index.table, rows)
+        if error:
+            notes.append(f"query plan for {index.name}: could not generate rows in {index.table}: {error}")
+            continue
+        where = " AND ".join(f'"{c}" = ?' for c in index.columns)
+        sql = f'SELECT * FROM "{index.table}" WHERE {where}'
+        with sqlite3.connect(data) as conn:
+            params = conn.execute(f'SELECT {", ".join(chr(34) + c + chr(34) for c in index.columns)} FROM "{index.table}" '
+                                  f"LIMIT 1 OFFSET ?", (rows // 2,)).fetchone()
+        plan_before, before = plan_and_time(data, sql, params)
+        with sqlite3.connect(branch_db) as conn:
+            ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (index.name,)).fetchone()
+        with sqlite3.connect(data) as conn:
+            if ddl and ddl[0]:
+                conn.execute(ddl[0])
+            conn.execute("ANALYZE")
+        plan_after, after = plan_and_time(data, sql, params)
+        how = (f"SQLite, scratch database with {rows} generated rows in {index.table}; representative lookup on "
+               f"the indexed column(s)")
+        ratio = statistics.median(after) / statistics.median(before) if statistics.median(before) else 0.0
+        measurements += [
+            Measurement(name=f"query plan: {sql}", before=plan_before, after=plan_after, how=f"EXPLAIN QUERY PLAN; {how}"),
+            Measurement(name=f"query time: {sql}", before=round(statistics.median(before), 3),
+                        after=round(statistics.median(after), 3), unit="ms",
+                        how=f"{how}; {RUNS} runs each: before {_summary(before)}, after {_summary(after)}; "
+                            f"ratio after/before {ratio:.3f}"),
+        ]
+        owner = _index_owner(ctx, index)
+        regression = _regression(plan_before, plan_after, before, after)
+        if regression and owner:
+            failed[owner] = f"index {index.name}: {regression}"
+    if not indexes:
+        notes.append("no index added by the branch: no query plans to compare")
+    return Proof(measurements=tuple(measurements), notes=tuple(notes), failed=failed)
+
+
+def _regression(plan_before: str, plan_after: str, before: list[float], after: list[float]) -> str:
+    """A plan that stops using an index, or a median over 50% and over 5 ms slower (>= 5 runs)."""
+    if "USING" in plan_before and "USING" not in plan_after:
+        return f"plan lost its index ({plan_before} -> {plan_after})"
+    slower = statistics.median(after) - statistics.median(before)
+    if len(after) >= 5 and slower > 5 and statistics.median(after) > 1.5 * statistics.median(before):
+        return f"median query time {slower:.1f} ms slower"
+    return ""
+
+
+def _index_owner(ctx: Context, index: NewIndex) -> str | None:
+    """The last applied task whose files name the index or its table (else the last applied task)."""
+    names = (index.name.lower(), index.table.lower())
+    for task in reversed(ctx.applied):
+        for path in task.files:
+            file = ctx.branch_dir / path
+            if file.is_file() and any(name in file.read_text(errors="replace").lower() for name in names):
+                return task.task_id
+    return ctx.applied[-1].task_id if ctx.applied else None
+
+
+def wanted(ctx: Context) -> bool:
+    """Only changes about indexes, or touching schema sources, are worth building two schemas for."""
+    categories = {ctx.plan.opportunity.category, *(f.category for f in ctx.findings)}
+    if any("index" in category for category in categories):
+        return True
+    paths = [Path(p) for t in ctx.applied for p in t.files]
+    return any(p.suffix == ".sql" or "migrations" in p.parts or "versions" in p.parts or p.name == "models.py"
+               for p in paths)
