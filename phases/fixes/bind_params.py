@@ -110,7 +110,9 @@ class _Binder:
                        and isinstance(n.targets[0].target, cst.Name) and n.targets[0].target.value == plan.var]
             if len(assigns) != 1:
                 raise Unfixable("builder assignment not found")
-            target = assigns[0].value  # type: ignore[attr-defined]
+            assign = assigns[0]
+            assert isinstance(assign, cst.Assign)
+            target = assign.value
         else:
             target = sql_arg
         new_sql, params = self._rewrite(target)
@@ -206,7 +208,7 @@ class _Binder:
             for part in node.parts:
                 if isinstance(part, cst.FormattedStringText):
                     segs.append(part.value)
-                else:
+                elif isinstance(part, cst.FormattedStringExpression):
                     tainted = self._tainted(part.expression)
                     if tainted and (part.format_spec or part.conversion):
                         raise Unfixable("tainted field with a format spec")

@@ -99,7 +99,7 @@ def function_assignments(func: ast.AST) -> Iterator[tuple[ast.stmt, ast.expr | N
                 i.optional_vars for i in node.items if i.optional_vars is not None]
             for target in targets:
                 for name in _target_names(target):
-                    yield node, None, name  # type: ignore[misc]
+                    yield node, None, name
         elif isinstance(node, ast.NamedExpr) and isinstance(node.target, ast.Name):
             yield node, node.value, node.target.id  # type: ignore[misc]
 
@@ -156,7 +156,7 @@ class Scope:
         if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add):
             # a value concatenated into SQL text is formatted into it, whatever it is
             return [Part("tainted", node=p.node, origin=self.origin(p.node), how="concatenation")
-                    if p.kind == "opaque" and p.node is not None else p
+                    if p.kind == "opaque" and isinstance(p.node, ast.expr) else p
                     for p in self.parts(expr.left) + self.parts(expr.right)]
         if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Mod):
             template = self.parts(expr.left)
@@ -184,7 +184,7 @@ class Scope:
                 continue
             assert isinstance(value, ast.FormattedValue)
             before = out[-1].text if out and out[-1].kind == "lit" else ""
-            numeric = value.format_spec is not None and _numeric_spec(value.format_spec)
+            numeric = isinstance(value.format_spec, ast.JoinedStr) and _numeric_spec(value.format_spec)
             if numeric or BIND_NAME_BEFORE.search(before) or self.safe(value.value):
                 constant = self.constant_text(value.value) if value.conversion == -1 and value.format_spec is None else None
                 out.append(Part("lit", text=constant) if constant is not None else Part("safe", node=value.value))
@@ -313,7 +313,8 @@ class Scope:
             return left + right if left is not None and right is not None else None
         if isinstance(node, ast.JoinedStr):
             texts = [self.constant_text(v.value) if isinstance(v, ast.FormattedValue) and v.format_spec is None
-                     and v.conversion == -1 else (v.value if isinstance(v, ast.Constant) else None) for v in node.values]
+                     and v.conversion == -1 else (str(v.value) if isinstance(v, ast.Constant) else None)
+                     for v in node.values]
             return "".join(t for t in texts if t is not None) if all(t is not None for t in texts) else None
         return None
 
