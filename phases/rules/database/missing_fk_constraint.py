@@ -1,0 +1,133 @@
+'''Missing foreign key constraint: an integer `<thing>_id` column holding another table's keys, with no FK.
+
+## What it does
+For each integer column of an ORM model named `<thing>_id` that is not a primary key and has no foreign
+key (SQLAlchemy `Column(Integer)` without `ForeignKey`, Django `IntegerField` instead of `ForeignKey`),
+looks for the table it points at: a table or model named `<thing>` (plural, or with the Django app prefix)
+with an integer primary key. Columns that already are foreign keys, ids of outside systems (no such table)
+and the primary key itself are not reported.
+
+## Why is this bad?
+Nothing stops a row from pointing at a deleted or never-existing parent: orphans accumulate, joins silently
+drop rows, and deletes cannot cascade. The planner also loses the join information a constraint gives.
+
+## Example
+```python
+branch_id = models.IntegerField(db_index=True)
+```
+
+## Use instead
+```python
+branch = models.ForeignKey(Branch, on_delete=models.PROTECT)
+```
+
+## Fix safety
+Not fixable automatically: adding the constraint fails on existing orphaned ids, so it needs a data audit
+(and often a cleanup) first, and on large tables a NOT VALID / VALIDATE sequence. Scores:
+`scored("missing_fk_constraint")`.
+'''
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from tuber.phases.datamap.model import Schema, Table
+from tuber.phases.rules.base import Example, Hit, SourceFile, example
+from tuber.phases.rules.scoring import scored
+
+if TYPE_CHECKING:
+    from tuber.phases.datamap.repo import RepoMap
+
+ID = "missing-fk-constraint"
+CATEGORY = "missing_fk_constraint"
+LAYER = "database"
+TRIGGERS = ("_id",)
+INTEGER = re.compile(r"^(Integer|BigInteger|SmallInteger|int|INT|INTEGER|BIGINT|SMALLINT|"
+                     r"(Positive)?(Big|Small)?IntegerField)\b")
+
+VALID: list[Example] = [
+    example("""
+        from django.db import models
+
+
+        class Branch(models.Model):
+            name = models.CharField(max_length=100)
+
+
+        class Book(models.Model):
+            branch = models.ForeignKey(Branch, on_delete=models.PROTECT)
+            stripe_id = models.IntegerField()
+        """, path="library/models.py", note="a real ForeignKey; an id of an outside system"),
+]
+
+INVALID: list[Example] = [
+    example("""
+        from django.db import models
+
+
+        class Branch(models.Model):
+            name = models.CharField(max_length=100)
+
+
+        class Book(models.Model):
+            branch_id = models.IntegerField(db_index=True)
+        """, path="library/models.py"),
+    example("""
+        from sqlalchemy import Column, Integer, String
+        from sqlalchemy.orm import declarative_base
+
+        Base = declarative_base()
+
+
+        class Customer(Base):
+            __tablename__ = "customers"
+            id = Column(Integer, primary_key=True)
+
+
+        class Invoice(Base):
+            __tablename__ = "invoices"
+            id = Column(Integer, primary_key=True)
+            customer_id = Column(Integer, nullable=False)
+        """, path="models.py"),
+]
+
+
+def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
+    """One hit per `<thing>_id` integer column of this file that references a known table without an FK."""
+    schema = repo.schema
+    for table in schema.tables.values():
+        for column in table.columns.values():
+            if column.path != file.path or column.foreign_key or column.primary_key:
+                continue
+            if not column.name.endswith("_id") or not INTEGER.match(column.type or ""):
+                continue
+            target = _target(schema, table, column.name[:-3])
+            if target is None:
+                continue
+            pk = next(c.name for c in target.columns.values() if c.primary_key)
+            yield Hit(
+                line=column.line,
+                message=f"{table.name}.{column.name} holds {target.name}.{pk} values but has no foreign key "
+                        f"constraint: orphaned ids are possible (make it a foreign key after auditing the data)",
+                scores=scored(CATEGORY),
+                key=f"{table.name}.{column.name}",
+                fixable=False,
+                scope=f"table {table.name}",
+            )
+
+
+def _target(schema: Schema, table: Table, thing: str) -> Table | None:
+    """The table `<thing>_id` points at: by table name (singular/plural, app prefix) or model class name."""
+    prefix = table.name.rsplit("_", 1)[0] + "_" if "_" in table.name and table.source == "django" else ""
+    names = {thing, f"{thing}s", f"{thing}es", f"{thing[:-1]}ies" if thing.endswith("y") else thing}
+    candidates = [schema.tables.get(n) for n in names] + [schema.tables.get(prefix + n) for n in names if prefix]
+    candidates += [schema.table_of_model(m) for m in schema.models if m.lower() == thing.replace("_", "")]
+    for candidate in candidates:
+        if candidate is None or candidate is table:
+            continue
+        pks = [c for c in candidate.columns.values() if c.primary_key]
+        if len(pks) == 1 and (INTEGER.match(pks[0].type or "") or pks[0].type in {"AutoField", "BigAutoField", ""}):
+            return candidate
+    return None
