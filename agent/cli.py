@@ -84,15 +84,14 @@ def _repo(path: Path) -> Path:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
+    from tuber.agent.machine import cached_diagnosis
     from tuber.phases.datamap.repo import load_repo
-    from tuber.phases.diagnose import diagnose
 
     repo = _repo(args.repo)
     settings = build_settings(repo, _flags(args, "focus", "priority", "database", "orm", "include_tests"))
     repo_map = load_repo(repo, include_tests=settings.include_tests, ignore=settings.ignore,
                          database=settings.database or "", orm="" if settings.orm in (None, "none") else settings.orm)
-    result = diagnose(repo_map, focus=settings.focus, priority=settings.priority,
-                      ignore_rules=settings.ignore_rules)
+    result = cached_diagnosis(settings, repo_map)
     renderer = {"json": output.diagnosis_json, "sarif": output.diagnosis_sarif, "table": output.diagnosis_table}
     sys.stdout.write(renderer[args.format](result))
     if args.fail_on:

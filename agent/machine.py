@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 from pydantic import BaseModel
 
-from tuber.agent import delivery
+from tuber.agent import cache, delivery
 from tuber.agent.adapters.git import GitRepository, Worktree
 from tuber.agent.adapters.sandbox import sandbox_for
 from tuber.agent.errors import UnknownRun
@@ -158,8 +158,7 @@ class Run:
 
     def diagnose(self) -> Diagnosis:
         with self.git.checkout(self.state.base_commit) as base:
-            return diagnose_phase.diagnose(self.load_repo(base), focus=self.settings.focus,
-                                           priority=self.settings.priority, ignore_rules=self.settings.ignore_rules)
+            return cached_diagnosis(self.settings, self.load_repo(base))
 
     def plan(self, diagnosis: Diagnosis) -> Plan | Stop:
         if not diagnosis.opportunities:
@@ -272,6 +271,14 @@ class Run:
                                        self.state.branch or None, **extra)
         _write_atomic(self.folder / "report.json", report.model_dump_json(indent=2))
         return report
+
+
+def cached_diagnosis(settings: Settings, repo: RepoMap) -> Diagnosis:
+    """DIAGNOSE, served from the cache when this exact tree was diagnosed with the same options."""
+    options = {"focus": settings.focus, "priority": settings.priority, "ignore_rules": settings.ignore_rules,
+               "include_tests": settings.include_tests, "ignore": settings.ignore}
+    return cache.cached(settings.cache_dir, repo, options, lambda: diagnose_phase.diagnose(
+        repo, focus=settings.focus, priority=settings.priority, ignore_rules=settings.ignore_rules))
 
 
 def _as(value: BaseModel, kind: type[Any]) -> Any:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tuber.agent.cache import cache_folder
 from tuber.agent.errors import ConfigError
 
 CONFIG_PATH = ".github/tuber.yml"
@@ -76,6 +77,7 @@ class Settings(FileModel):
     anthropic_base_url: str | None = None
     github_token: str | None = None
     github_base_url: str | None = None
+    cache_dir: Path | None = None
 
     @property
     def python(self) -> str:
@@ -131,4 +133,5 @@ def build_settings(repo: Path, flags: dict[str, Any], environ: dict[str, str] | 
         repo=repo, verify=VerifyConfig(**verify), **merged,
         anthropic_api_key=env.get("ANTHROPIC_API_KEY"), anthropic_base_url=env.get("ANTHROPIC_BASE_URL"),
         github_token=env.get("GITHUB_TOKEN") or env.get("GH_TOKEN"), github_base_url=env.get("GITHUB_API_URL"),
+        cache_dir=cache_folder(repo, env),
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import multiprocessing
+import os
 import re
 import time
 from collections import defaultdict
@@ -79,17 +81,56 @@ def hits_in(rule: ModuleType, file: SourceFile, repo: RepoMap) -> Iterable[Hit]:
     return rule.detect(file, repo)
 
 
+PARALLEL_MIN_FILES = 150  # below this, forking workers costs more than it saves
+_WORKER_STATE: tuple[RepoMap, list[ModuleType]] | None = None  # inherited by forked workers
+
+
 def scan(repo: RepoMap, rules: Iterable[ModuleType] | None = None, ignore_rules: Iterable[str] = (),
          paths: Iterable[str] | None = None) -> tuple[list[Finding], list[SkippedFile]]:
-    """Run the rules over the repository (or only `paths` of it): every finding, unranked, and the files skipped."""
-    findings: list[Finding] = []
+    """Run the rules over the repository (or only `paths` of it): every finding, unranked, and the files skipped.
+
+    Large trees are split across all cores: the schema and endpoint maps are built first, in this process,
+    and the forked workers inherit them."""
     only = None if paths is None else set(paths)
-    skipped = list(repo.skipped)
     ignored = set(ignore_rules)
     selected = [r for r in (rules or catalogue.rules()) if r.ID not in ignored and r.CATEGORY not in ignored]
-    for file in list(repo.files.values()):
-        if only is not None and file.path not in only:
-            continue
+    files = [f.path for f in repo.files.values() if only is None or f.path in only]
+    workers = min(os.cpu_count() or 1, 8)
+    if len(files) >= PARALLEL_MIN_FILES and workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        findings, skipped = _scan_parallel(repo, selected, files, workers)
+    else:
+        findings, skipped = _scan_files(repo, selected, files)
+    unique = {f.fingerprint: f for f in findings}  # a rule reporting the same thing twice is one finding
+    ordered = sorted(unique.values(), key=lambda f: (f.path, f.line, f.category))
+    return ordered, [*repo.skipped, *skipped]
+
+
+def _scan_parallel(repo: RepoMap, selected: list[ModuleType], files: list[str], workers: int,
+                   ) -> tuple[list[Finding], list[SkippedFile]]:
+    global _WORKER_STATE
+    repo.schema, repo.endpoints  # noqa: B018 - build the shared maps once, before forking
+    _WORKER_STATE = (repo, selected)
+    chunks = [files[i::workers * 4] for i in range(workers * 4)]  # interleaved: big files spread out
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_scan_chunk, chunks)
+    finally:
+        _WORKER_STATE = None
+    return [f for part in parts for f in part[0]], [s for part in parts for s in part[1]]
+
+
+def _scan_chunk(paths: list[str]) -> tuple[list[Finding], list[SkippedFile]]:
+    assert _WORKER_STATE is not None
+    repo, selected = _WORKER_STATE
+    return _scan_files(repo, selected, paths)
+
+
+def _scan_files(repo: RepoMap, selected: list[ModuleType], paths: Iterable[str],
+                ) -> tuple[list[Finding], list[SkippedFile]]:
+    findings: list[Finding] = []
+    skipped: list[SkippedFile] = []
+    for path in paths:
+        file = repo.files[path]
         if file.language == "python":
             try:
                 file.tree  # noqa: B018 - parse once, up front, to skip unparseable files cleanly
@@ -109,8 +150,7 @@ def scan(repo: RepoMap, rules: Iterable[ModuleType] | None = None, ignore_rules:
                 reason = f"{RULE_ERROR} in {rule.ID}: {error.__class__.__name__}: {error}"
                 log.error("rule failed on a file", path=file.path, rule=rule.ID, error=reason)
                 skipped.append(SkippedFile(path=file.path, reason=reason))
-    unique = {f.fingerprint: f for f in findings}  # a rule reporting the same thing twice is one finding
-    return sorted(unique.values(), key=lambda f: (f.path, f.line, f.category)), skipped
+    return findings, skipped
 
 
 def group(findings: Iterable[Finding]) -> list[Opportunity]:
