@@ -64,7 +64,7 @@ def facts(field: ast.AST | None) -> dict[str, object]:
         "max_length": literal(keyword(field, "max_length")),
         "max_digits": literal(keyword(field, "max_digits")),
         "decimal_places": literal(keyword(field, "decimal_places")),
-        "default": keyword(field, "default") is not None,
+        "default": any(keyword(field, k) is not None for k in ("default", "auto_now", "auto_now_add")),
         "db_default": ast.unparse(d) if (d := keyword(field, "db_default")) is not None else "",
     }
 

@@ -129,3 +129,12 @@ def test_set_not_null_after_a_validated_check_in_an_earlier_migration(tmp_path: 
 ])
 def test_reverse_sql(sql: str, undo: list[str] | None) -> None:
     assert reverse_sql(sql) == undo
+
+
+def test_set_not_null_after_a_check_never_validated_is_reported(tmp_path: Path) -> None:
+    repo = write(tmp_path, {
+        "migrations/0001_check.up.sql": ("ALTER TABLE orders ADD CONSTRAINT ck_nn CHECK (placed_at IS NOT NULL) "
+                                         "NOT VALID;\n"),
+        "migrations/0002_not_null.up.sql": "ALTER TABLE orders ALTER COLUMN placed_at SET NOT NULL;\n",
+    })
+    assert hits(repo, "unsafe-migration-sql") == [("migrations/0002_not_null.up.sql", 1, False)]
