@@ -128,9 +128,12 @@ _UP_MARKER = re.compile(r"^--\s*(migrate:up|\+goose\s+Up)\b.*$", re.I | re.M)
 
 
 def is_down_file(path: str) -> bool:
-    """A rollback file: `*.down.sql`, Flyway `U<n>__*.sql`, a `down.sql` in a migration folder."""
-    name = PurePosixPath(path).name.lower()
-    return name.endswith(".down.sql") or name == "down.sql" or bool(re.match(r"^u\d[\w.]*__", name))
+    """A rollback file: `*.down.sql` / `*_down.sql` / `*.rollback.sql`, Flyway `U<n>__*.sql`, `down.sql`, or
+    any file of a `down/` (`rollback/`) folder beside an `up/` one."""
+    parts = PurePosixPath(path.lower()).parts
+    name = parts[-1]
+    return (name.endswith((".down.sql", "_down.sql", ".rollback.sql", "_rollback.sql")) or name == "down.sql"
+            or bool(re.match(r"^u\d[\w.]*__", name)) or "down" in parts[:-1] or "rollback" in parts[:-1])
 
 
 def down_markers(text: str) -> tuple[re.Match[str] | None, re.Match[str] | None]:

@@ -99,13 +99,18 @@ def down_path(path: str) -> str:
         return str(p.with_name("U" + match.group(1)))
     if p.name.lower() == "up.sql":
         return str(p.with_name("down.sql"))
+    match = re.match(r"^(.+)_up\.sql$", p.name, re.I)
+    if match:
+        return str(p.with_name(match.group(1) + "_down.sql"))
+    if p.parent.name.lower() == "up":  # migrations/up/0003_x.sql -> migrations/down/0003_x.sql
+        return str(p.parent.parent / "down" / p.name)
     return ""
 
 
 def _paired(repo: RepoMap, path: str) -> bool:
     """Does some other migration of the same folder (or sibling folder, for diesel) have its down file?"""
     p = PurePosixPath(path)
-    folder = p.parent.parent if p.name.lower() == "up.sql" else p.parent
+    folder = p.parent.parent if p.name.lower() == "up.sql" or p.parent.name.lower() == "up" else p.parent
     for other in repo.files:
         q = PurePosixPath(other)
         if other != path and is_down_file(other) and (q.parent == folder or q.parent.parent == folder):

@@ -138,3 +138,13 @@ def test_set_not_null_after_a_check_never_validated_is_reported(tmp_path: Path) 
         "migrations/0002_not_null.up.sql": "ALTER TABLE orders ALTER COLUMN placed_at SET NOT NULL;\n",
     })
     assert hits(repo, "unsafe-migration-sql") == [("migrations/0002_not_null.up.sql", 1, False)]
+
+
+@pytest.mark.parametrize(("up", "down"), [
+    ("migrations/up/0002_note.sql", "migrations/down/0001_init.sql"),
+    ("migrations/0002_note_up.sql", "migrations/0001_init_down.sql"),
+    ("migrations/2024-01-02-000000_note/up.sql", "migrations/2024-01-01-000000_init/down.sql"),
+])
+def test_other_pairing_conventions(tmp_path: Path, up: str, down: str) -> None:
+    repo = write(tmp_path, {up: "ALTER TABLE orders ADD COLUMN note text;\n", down: INIT_DOWN})
+    assert hits(repo, "missing-rollback-sql") == [(up, 1, True)]
