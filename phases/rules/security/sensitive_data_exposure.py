@@ -180,7 +180,7 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
         hot = True
         if isinstance(node.func, ast.Attribute) and node.func.attr in SERIALISERS:
             model = _receiver_model(file, function, node, models)
-            if model and not _excludes(node, model):
+            if model and not _excludes(node, model) and not _filtered_after(node, parents, function, model):
                 yield Hit(line=node.lineno, message=f"{ast.unparse(node)[:60]} serialises {model.name} with "
                           f"{', '.join(model.sensitive)} into the response",
                           scores=scored(CATEGORY, hot=hot), symbol=symbol, key=f"serialise:{model.name}",
@@ -346,6 +346,29 @@ def _receiver_model(file: SourceFile, function: ast.AST, call: ast.Call, models:
     if not mentioned and origin and len(models) == 1 and re.search(r"user|account|current", origin, re.I):
         return next(iter(models.values()))
     return None
+
+
+def _filtered_after(call: ast.Call, parents: tuple[ast.AST, ...], function: ast.AST, model: _Model) -> bool:
+    """True when the serialised dict is filtered right after: `{k: v for k, v in x.to_dict().items() if k not in
+    (...)}`, or `data = x.to_dict()` followed by `data.pop("password_hash")` / `del data["password_hash"]`."""
+    wanted = set(model.sensitive)
+    for parent in reversed(parents):
+        if isinstance(parent, ast.DictComp | ast.ListComp | ast.SetComp | ast.GeneratorExp):
+            ifs = [c for g in parent.generators for i in g.ifs for c in ast.walk(i) if isinstance(c, ast.Constant)]
+            return wanted <= {c.value for c in ifs}
+        if isinstance(parent, ast.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0], ast.Name):
+            name, removed = parent.targets[0].id, set()
+            for node in ast.walk(function):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "pop" \
+                        and dotted_name(node.func.value) == name and node.args and isinstance(node.args[0], ast.Constant):
+                    removed.add(node.args[0].value)
+                elif isinstance(node, ast.Delete):
+                    removed |= {t.slice.value for t in node.targets if isinstance(t, ast.Subscript) and
+                                dotted_name(t.value) == name and isinstance(t.slice, ast.Constant)}
+            return wanted <= removed
+        if isinstance(parent, ast.stmt):
+            return False
+    return False
 
 
 def _excludes(call: ast.Call, model: _Model) -> bool:
