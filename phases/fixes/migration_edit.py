@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
@@ -51,7 +52,7 @@ def _method(call: cst.Call | None) -> str:
     return ""
 
 
-def _replace_call(statement: cst.SimpleStatementLine, call: cst.Call) -> cst.SimpleStatementLine:
+def _replace_call(statement: Any, call: cst.Call) -> cst.SimpleStatementLine:  # a SimpleStatementLine
     return statement.with_changes(body=[statement.body[0].with_changes(value=call)])
 
 
@@ -64,8 +65,7 @@ def _wrap(statements: list[cst.BaseStatement], context: str) -> cst.With:
                     leading_lines=leading)
 
 
-def _rewrite_block(body: Sequence[cst.BaseStatement], pick: Callable[[cst.BaseStatement], cst.Call | None],
-                   ) -> list[cst.BaseStatement]:
+def _rewrite_block(body: Sequence[Any], pick: Callable[[Any], cst.Call | None]) -> list[cst.BaseStatement]:
     """Concurrent-ise the picked calls; consecutive ones share one autocommit block; ones already in a `with`
     (an existing autocommit block) only get the keyword."""
     out: list[cst.BaseStatement] = []
@@ -107,7 +107,7 @@ def alembic_concurrent_indexes(text: str, lines: set[int]) -> str | None:
     names: set[str] = set()
     for statement in _flat(upgrade.body.body):
         call = _call_of(statement)
-        if _method(call) == "create_index" and positions[statement].start.line in lines:
+        if call is not None and _method(call) == "create_index" and positions[statement].start.line in lines:
             targets.add(id(statement))
             names.add(module.code_for_node(call.args[0].value) if call.args else "")
     if not targets:
@@ -118,7 +118,8 @@ def alembic_concurrent_indexes(text: str, lines: set[int]) -> str | None:
 
     def pick_drop(statement: cst.BaseStatement) -> cst.Call | None:
         call = _call_of(statement)
-        if _method(call) == "drop_index" and call.args and module.code_for_node(call.args[0].value) in names:
+        if call is not None and _method(call) == "drop_index" and call.args \
+                and module.code_for_node(call.args[0].value) in names:
             return call
         return None
 
@@ -132,8 +133,8 @@ def alembic_concurrent_indexes(text: str, lines: set[int]) -> str | None:
     return module.with_changes(body=body).code
 
 
-def _flat(body: Sequence[cst.BaseStatement]) -> list[cst.BaseStatement]:
-    out: list[cst.BaseStatement] = []
+def _flat(body: Sequence[Any]) -> list[cst.BaseStatement]:
+    out: list[Any] = []
     for statement in body:
         out.extend(statement.body.body if isinstance(statement, cst.With) else [statement])
     return out
@@ -161,7 +162,7 @@ class _DjangoConcurrent(cst.CSTTransformer):
     def leave_ClassDef(self, original: cst.ClassDef, updated: cst.ClassDef) -> cst.ClassDef:
         if updated.name.value != "Migration" or not self.changed:
             return updated
-        body = list(updated.body.body)
+        body: list[Any] = list(updated.body.body)
         for i, statement in enumerate(body):
             code = cst.Module([]).code_for_node(statement).strip()
             if code.startswith("atomic ="):
@@ -203,6 +204,7 @@ def fill_downgrade(text: str, code: str) -> str | None:
     downgrade = _function(module, "downgrade")
     if downgrade is None:
         function = cst.parse_statement("def downgrade() -> None:\n    pass\n")
+        assert isinstance(function, cst.FunctionDef)
         function = function.with_changes(body=function.body.with_changes(body=new_statements),
                                          leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
         return module.with_changes(body=[*module.body, function]).code
@@ -215,7 +217,7 @@ def fill_downgrade(text: str, code: str) -> str | None:
     return module.with_changes(body=body).code
 
 
-def _is_docstring(statement: cst.BaseStatement) -> bool:
+def _is_docstring(statement: Any) -> bool:
     return (isinstance(statement, cst.SimpleStatementLine) and isinstance(statement.body[0], cst.Expr)
             and isinstance(statement.body[0].value, cst.SimpleString | cst.ConcatenatedString))
 
@@ -254,7 +256,7 @@ def sql_concurrently(text: str, starts: set[int]) -> str | None:
         if statement.start not in starts or not isinstance(statement.tree, exp.Create):
             continue
         from sqlglot.dialects.postgres import Postgres
-        from sqlglot.tokens import TokenType
+        from sqlglot.tokenizer_core import TokenType
 
         for token in Postgres().tokenizer().tokenize(statement.text):
             if token.token_type == TokenType.INDEX:

@@ -6,6 +6,7 @@ import ast
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 from tuber.phases.rules.base import SourceFile, dotted_name
 from tuber.phases.rules.storage._migrations import Migration, Op, argument, keyword, literal, string_of, volatility
@@ -131,7 +132,7 @@ def ops_of_call(call: ast.Call, context: Context) -> Iterator[Op]:
             yield Op("run_sql", "", line, **common)
 
 
-def column_op(table: str, column: ast.AST | None, line: int, common: dict) -> Op:
+def column_op(table: str, column: ast.AST | None, line: int, common: dict[str, Any]) -> Op:
     """add_column of an `sa.Column(...)`: nullability and the database-side default decide its safety."""
     if not isinstance(column, ast.Call):
         return Op("add_column", table, line, **common)
@@ -142,7 +143,7 @@ def column_op(table: str, column: ast.AST | None, line: int, common: dict) -> Op
     has_default = default is not None and not (isinstance(default, ast.Constant) and default.value is None)
     source = ast.unparse(default) if default is not None else ""
     type_source = " ".join(ast.unparse(a) for a in column.args[1:])
-    identity = bool(re.search(r"\bIdentity\(|\bSERIAL\b", type_source, re.I))
+    identity = bool(re.search(r"\bIdentity\(|\bSERIAL\b", type_source, re.IGNORECASE))
     return Op("add_column", table, line, column=name, nullable=not (nullable is False or primary),
               has_default=has_default or identity, volatility="volatile" if identity else volatility(source),
               detail=type_source, **common)
@@ -168,7 +169,7 @@ def safe_type_change(existing: ast.AST | None, new: ast.AST) -> bool:
     return bool(grown and old.group(2) and grown.group(2) and int(grown.group(2)) >= int(old.group(2)))
 
 
-def alter_ops(call: ast.Call, table: str, column: str, line: int, common: dict) -> Iterator[Op]:
+def alter_ops(call: ast.Call, table: str, column: str, line: int, common: dict[str, Any]) -> Iterator[Op]:
     new_name = string_of(keyword(call, "new_column_name"))
     if new_name:
         yield Op("rename_column", table, line, column=column, detail=new_name, **common)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ast
 from dataclasses import replace
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tuber.phases.rules.base import SourceFile, dotted_name
 from tuber.phases.rules.storage._migrations import (
@@ -128,7 +128,7 @@ def ops_of_call(call: ast.Call, atomic: bool) -> list[Op]:
     return []
 
 
-def add_field_ops(call: ast.Call, model: str, line: int, common: dict) -> list[Op]:
+def add_field_ops(call: ast.Call, model: str, line: int, common: dict[str, Any]) -> list[Op]:
     field = facts(argument(call, 2, "field"))
     column = string_of(argument(call, 1, "name"))
     if not field or field["class"] in NO_COLUMN:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.postgres import Postgres
-from sqlglot.tokens import TokenType
-
+from sqlglot.tokenizer_core import TokenType
 from tuber.phases.rules.storage._migrations import Op, volatility
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)  # "falling back to Command" warnings are expected here
@@ -39,7 +39,7 @@ def split(sql: str, first_line: int = 1) -> list[Statement]:
     except Exception:  # noqa: BLE001 - sqlglot raises several types for text it cannot tokenise
         return _split_plain(sql, first_line)
     statements: list[Statement] = []
-    current: list = []
+    current: list[Any] = []
     for token in [*tokens, None]:
         if token is not None and token.token_type != TokenType.SEMICOLON:
             current.append(token)
@@ -70,7 +70,8 @@ def _split_plain(sql: str, first_line: int) -> list[Statement]:
 def parse(text: str) -> exp.Expression | None:
     """sqlglot's tree for one statement, or None when it cannot be parsed at all."""
     try:
-        return sqlglot.parse_one(text, read="postgres")
+        tree: exp.Expression = sqlglot.parse_one(text, read="postgres")  # type: ignore[assignment]
+        return tree
     except Exception:  # noqa: BLE001
         return None
 
@@ -83,12 +84,12 @@ def _name(node: exp.Expression | None) -> str:
     return node.name if hasattr(node, "name") else str(node)
 
 
-_TX_BEGIN = re.compile(r"^\s*(BEGIN|START\s+TRANSACTION)\b(?!\s*\w+\s*:)", re.I)
-_TX_END = re.compile(r"^\s*(COMMIT|END|ROLLBACK)\b", re.I)
+_TX_BEGIN = re.compile(r"^\s*(BEGIN|START\s+TRANSACTION)\b(?!\s*\w+\s*:)", re.IGNORECASE)
+_TX_END = re.compile(r"^\s*(COMMIT|END|ROLLBACK)\b", re.IGNORECASE)
 _USING_INDEX = re.compile(r"ALTER\s+TABLE\s+(?:ONLY\s+)?(?:IF\s+EXISTS\s+)?([\w.\"]+)\s+ADD\s+CONSTRAINT\s+([\w\"]+)\s+"
-                          r"(UNIQUE|PRIMARY\s+KEY)\s+USING\s+INDEX", re.I)
+                          r"(UNIQUE|PRIMARY\s+KEY)\s+USING\s+INDEX", re.IGNORECASE)
 _VALIDATE = re.compile(r"ALTER\s+TABLE\s+(?:ONLY\s+)?(?:IF\s+EXISTS\s+)?([\w.\"]+)\s+VALIDATE\s+CONSTRAINT\s+([\w\"]+)",
-                       re.I)
+                       re.IGNORECASE)
 
 
 def in_transaction(statements: list[Statement]) -> list[bool]:
@@ -184,9 +185,7 @@ def _add_column(table: str, column: exp.ColumnDef, at: int, text: str) -> Op:
     nullable, default, volatile = True, False, ""
     for constraint in column.args.get("constraints") or []:
         inner = constraint.args.get("kind")
-        if isinstance(inner, exp.NotNullColumnConstraint) and not inner.args.get("allow_null"):
-            nullable = False
-        elif isinstance(inner, exp.PrimaryKeyColumnConstraint):
+        if isinstance(inner, exp.NotNullColumnConstraint) and not inner.args.get("allow_null") or isinstance(inner, exp.PrimaryKeyColumnConstraint):
             nullable = False
         elif isinstance(inner, exp.DefaultColumnConstraint):
             default = True

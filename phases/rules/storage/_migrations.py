@@ -66,9 +66,9 @@ class Migration:
 # ---- recognising migration files ----
 
 _SQL_NAME = re.compile(r"^(V\d[\w.]*__.+|U\d[\w.]*__.+|R__.+|\d[\w\-.]*\.(up|down)|up|down|\d{2,}[_\-].+|\d{8,}.*)\.sql$",
-                       re.I)
-_SQL_MARKERS = re.compile(r"^--\s*(migrate:(up|down)|\+goose\s+(Up|Down))", re.I | re.M)
-_MIGRATION_DIR = re.compile(r"migrat|^versions$|^changelog|^flyway|^schema_?changes$", re.I)
+                       re.IGNORECASE)
+_SQL_MARKERS = re.compile(r"^--\s*(migrate:(up|down)|\+goose\s+(Up|Down))", re.IGNORECASE | re.MULTILINE)
+_MIGRATION_DIR = re.compile(r"migrat|^versions$|^changelog|^flyway|^schema_?changes$", re.IGNORECASE)
 
 
 def is_sql_migration(path: str, text: str) -> bool:
@@ -78,7 +78,7 @@ def is_sql_migration(path: str, text: str) -> bool:
     if _SQL_MARKERS.search(text):
         return True
     in_dir = any(_MIGRATION_DIR.search(p) for p in parts[:-1])
-    if re.match(r"^[VU]\d[\w.]*__.+\.sql$", name) or re.search(r"\d[\w\-.]*\.(up|down)\.sql$", name, re.I):
+    if re.match(r"^[VU]\d[\w.]*__.+\.sql$", name) or re.search(r"\d[\w\-.]*\.(up|down)\.sql$", name, re.IGNORECASE):
         return True
     return in_dir and bool(_SQL_NAME.match(name))
 
@@ -90,7 +90,7 @@ def stack_of(file: SourceFile) -> Stack | None:
         return None
     if "/migrations/" in f"/{file.path}" and "class Migration" in file.text and "operations" in file.text:
         return "django"
-    if re.search(r"^revision\b.*=", file.text, re.M) and re.search(r"^def upgrade\(", file.text, re.M):
+    if re.search(r"^revision\b.*=", file.text, re.MULTILINE) and re.search(r"^def upgrade\(", file.text, re.MULTILINE):
         return "alembic"
     return None
 
@@ -123,8 +123,8 @@ def migration_of(file: SourceFile) -> Migration | None:
     return None
 
 
-_DOWN_MARKER = re.compile(r"^--\s*(migrate:down|\+goose\s+Down)\b.*$", re.I | re.M)
-_UP_MARKER = re.compile(r"^--\s*(migrate:up|\+goose\s+Up)\b.*$", re.I | re.M)
+_DOWN_MARKER = re.compile(r"^--\s*(migrate:down|\+goose\s+Down)\b.*$", re.IGNORECASE | re.MULTILINE)
+_UP_MARKER = re.compile(r"^--\s*(migrate:up|\+goose\s+Up)\b.*$", re.IGNORECASE | re.MULTILINE)
 
 
 def is_down_file(path: str) -> bool:
@@ -202,7 +202,7 @@ def created_before(migration: Migration, op: Op) -> set[str]:
 # ---- what the database is ----
 
 _PG_HINTS = re.compile(r"postgresql_|dialects\.postgresql|\bJSONB\b|django\.contrib\.postgres|CONCURRENTLY|"
-                       r"gen_random_uuid|uuid_generate_v|\bBIGSERIAL\b|\bSERIAL\b|::\w+|plpgsql", re.I)
+                       r"gen_random_uuid|uuid_generate_v|\bBIGSERIAL\b|\bSERIAL\b|::\w+|plpgsql", re.IGNORECASE)
 
 
 def dialect(repo: RepoMap, file: SourceFile) -> str:
@@ -215,9 +215,9 @@ def dialect(repo: RepoMap, file: SourceFile) -> str:
 # ---- expression helpers shared by the parsers ----
 
 _VOLATILE = re.compile(r"\b(random|gen_random_uuid|uuid_generate_v\d\w*|uuid_generate_v1mc|clock_timestamp|timeofday|"
-                       r"nextval|randomuuid|uuid4|newid)\s*\(", re.I)
+                       r"nextval|randomuuid|uuid4|newid)\s*\(", re.IGNORECASE)
 _STABLE = re.compile(r"\b(now|current_timestamp|localtimestamp|current_date|current_time|transaction_timestamp|"
-                     r"statement_timestamp|utcnow)\b", re.I)
+                     r"statement_timestamp|utcnow)\b", re.IGNORECASE)
 
 
 def volatility(default_sql: str) -> str:

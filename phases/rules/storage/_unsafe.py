@@ -55,7 +55,7 @@ def scores(family: str, fixable: bool) -> Scores:
 def _has_not_null_check(history: list[Op], table: str, column: str) -> bool:
     """A CHECK (column IS NOT NULL) on the table that PostgreSQL has validated (added valid, or VALIDATEd later):
     SET NOT NULL then uses it instead of scanning the table (PostgreSQL 12+)."""
-    pattern = re.compile(rf"\b{re.escape(column)}\b\W*\s+IS\s+NOT\s+NULL", re.I)
+    pattern = re.compile(rf"\b{re.escape(column)}\b\W*\s+IS\s+NOT\s+NULL", re.IGNORECASE)
     validated = {o.name.lower() for o in history if o.kind == "validate" and o.table.lower() == table}
     return any(o.kind == "add_check" and o.table.lower() == table and pattern.search(o.detail or o.source)
                and (not o.not_valid or o.name.lower() in validated) for o in history)

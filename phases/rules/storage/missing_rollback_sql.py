@@ -92,14 +92,14 @@ INVALID: list[Example] = [
 def down_path(path: str) -> str:
     """Where this up migration's down file belongs ('' when the naming has no down convention)."""
     p = PurePosixPath(path)
-    if re.search(r"\.up\.sql$", p.name, re.I):
-        return str(p.with_name(re.sub(r"\.up\.sql$", ".down.sql", p.name, flags=re.I)))
+    if re.search(r"\.up\.sql$", p.name, re.IGNORECASE):
+        return str(p.with_name(re.sub(r"\.up\.sql$", ".down.sql", p.name, flags=re.IGNORECASE)))
     match = re.match(r"^V(\d[\w.]*__.+\.sql)$", p.name)
     if match:
         return str(p.with_name("U" + match.group(1)))
     if p.name.lower() == "up.sql":
         return str(p.with_name("down.sql"))
-    match = re.match(r"^(.+)_up\.sql$", p.name, re.I)
+    match = re.match(r"^(.+)_up\.sql$", p.name, re.IGNORECASE)
     if match:
         return str(p.with_name(match.group(1) + "_down.sql"))
     if p.parent.name.lower() == "up":  # migrations/up/0003_x.sql -> migrations/down/0003_x.sql
@@ -145,7 +145,7 @@ def _hit(line: int, why: str, undo: list[str] | None) -> Hit:
 
 
 def _has_statements(sql: str) -> bool:
-    return bool(re.sub(r"--[^\n]*|/\*.*?\*/|\s|;", "", sql, flags=re.S))
+    return bool(re.sub(r"--[^\n]*|/\*.*?\*/|\s|;", "", sql, flags=re.DOTALL))
 
 
 def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
@@ -154,7 +154,7 @@ def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
     if not undo:
         return None
     body = "".join(f"{statement};\n" for statement in undo)
-    up, down = down_markers(file.text)
+    _, down = down_markers(file.text)
     if down is not None:
         text = file.text if file.text.endswith("\n") else file.text + "\n"
         files = {file.path: text + body}

@@ -50,7 +50,7 @@ LANGUAGE = "sql"
 TRIGGERS = ("CREATE", "ALTER", "DROP", "TRUNCATE", "create", "alter", "drop", "truncate")
 
 PG = "postgresql"
-_NO_TX = re.compile(r"\+goose\s+NO\s+TRANSACTION|migrate:up\s+transaction:\s*false", re.I)
+_NO_TX = re.compile(r"\+goose\s+NO\s+TRANSACTION|migrate:up\s+transaction:\s*false", re.IGNORECASE)
 
 VALID: list[Example] = [
     example("""

@@ -10,7 +10,6 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, inspect
-
 from tuber.phases.datamap.repo import RepoMap, load_repo
 from tuber.phases.rules import catalogue
 
@@ -128,8 +127,8 @@ def apply_fixes(root: Path, rule_id: str) -> None:
                 (root / path).write_text(text)
 
 
-def schema(config: Config) -> dict[str, tuple[set[str], set[str]]]:
-    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+def schema(config: Config) -> dict[str, tuple[set[str], set[str | None]]]:
+    engine = create_engine(str(config.get_main_option("sqlalchemy.url")))
     try:
         inspector = inspect(engine)
         return {table: ({c["name"] for c in inspector.get_columns(table)},

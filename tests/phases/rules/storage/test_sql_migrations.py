@@ -7,7 +7,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
 from tuber.phases.datamap.repo import RepoMap, load_repo
 from tuber.phases.fixes.migration_edit import reverse_sql
 from tuber.phases.rules import catalogue
