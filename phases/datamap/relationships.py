@@ -162,9 +162,9 @@ def _foreign_key_tables(node: ast.ClassDef) -> set[str]:
                 tables.add(arg.value.rsplit(".", 1)[0].rsplit(".", 1)[-1])
             elif isinstance(arg, ast.Attribute):  # ForeignKey(User.id)
                 tables.add("class:" + dotted_name(arg.value))
-        elif isinstance(call, ast.keyword) and call.arg == "foreign_key":  # SQLModel Field(foreign_key="t.c")
-            if isinstance(call.value, ast.Constant) and isinstance(call.value.value, str):
-                tables.add(call.value.value.rsplit(".", 1)[0])
+        elif (isinstance(call, ast.keyword) and call.arg == "foreign_key"  # SQLModel Field(foreign_key="t.c")
+              and isinstance(call.value, ast.Constant) and isinstance(call.value.value, str)):
+            tables.add(call.value.value.rsplit(".", 1)[0])
     return tables
 
 

@@ -47,7 +47,7 @@ ID = "unbounded-query"
 CATEGORY = "unbounded_query"
 LAYER = "api"
 TRIGGERS = ("all(", "fetchall", "objects", "list(", "for ")
-GROUPED_SQL = re.compile(r"\bGROUP\s+BY\b", re.I)
+GROUPED_SQL = re.compile(r"\bGROUP\s+BY\b", re.IGNORECASE)
 
 
 def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:

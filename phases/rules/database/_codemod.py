@@ -101,7 +101,8 @@ def ensure_import(text: str, module: str, names: Sequence[str]) -> str:
         if not isinstance(stmt, cst.SimpleStatementLine) or not isinstance(stmt.body[0], cst.ImportFrom):
             continue
         imp = stmt.body[0]
-        if imp.relative or imp.module is None or cst.Module([]).code_for_node(imp.module) != module:
+        spelled = "." * len(imp.relative) + (cst.Module([]).code_for_node(imp.module) if imp.module else "")
+        if spelled != module:
             continue
         if isinstance(imp.names, cst.ImportStar):
             return text

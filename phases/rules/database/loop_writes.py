@@ -42,7 +42,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import libcst as cst
-
 from tuber.agent.models import RiskParts
 from tuber.phases.rules.base import Fix, Hit, SourceFile, dotted_name, enclosing_symbol, example, walk_with_parents
 from tuber.phases.rules.database import _queries as q
@@ -56,7 +55,7 @@ ID = "loop-writes"
 CATEGORY = "loop_writes"
 LAYER = "database"
 TRIGGERS = ("commit", "execute", "save(", ".create(", "flush", ".update(")
-SESSIONISH = re.compile(r"(session|sess|db|conn|connection|con|cnx|cursor|cur|tx|transaction|engine)$", re.I)
+SESSIONISH = re.compile(r"(session|sess|db|conn|connection|con|cnx|cursor|cur|tx|transaction|engine)$", re.IGNORECASE)
 WRITE_SQL = {"INSERT", "UPDATE", "DELETE", "REPLACE", "UPSERT", "MERGE"}
 SA_WRITES = {"insert", "update", "delete"}
 DJANGO_WRITES = {"create", "update", "get_or_create", "update_or_create", "delete"}

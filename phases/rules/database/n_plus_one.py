@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import libcst as cst
-
 from tuber.agent.models import RiskParts
 from tuber.phases.datamap.model import Relationship
 from tuber.phases.rules.base import (
@@ -294,14 +293,21 @@ def add_eager_loading(file: SourceFile, origin: q.Origin, paths: dict[str, str],
     options: list[str] = []
     loaders: set[str] = set()
     in_scope = _top_level_names(file)
+    imports_needed: list[tuple[str, str]] = []
     for path in wanted:
         parts = path.split(".")
         model, option = origin.model, ""
         for i, part in enumerate(parts):
             rel = rels.get((model, part))
             owner = origin.model_expr if i == 0 else model
-            if rel is None or (i and model not in in_scope):
+            if rel is None:
                 return None
+            if i and model not in in_scope:
+                source = _import_source(file, origin.model)
+                if source is None:
+                    return None
+                imports_needed.append((source, model))
+                in_scope.add(model)
             if ".".join(parts[: i + 1]) in origin.eager and i < len(parts) - 1:
                 loader = "defaultload"
             else:
@@ -311,7 +317,19 @@ def add_eager_loading(file: SourceFile, origin: q.Origin, paths: dict[str, str],
             model = rel.target
         options.append(option)
     text = cm.replace_nodes(file.text, [(where, cst.BaseExpression, lambda n: cm.chain_call(n, "options", options))])
-    return cm.ensure_import(text, "sqlalchemy.orm", sorted(loaders)) if text else None
+    if text is None:
+        return None
+    for module, name in imports_needed:  # the related model, imported the way the query's model is
+        text = cm.ensure_import(text, module, [name])
+    return cm.ensure_import(text, "sqlalchemy.orm", sorted(loaders))
+
+
+def _import_source(file: SourceFile, model: str) -> str | None:
+    """The module `model` is imported from in `file` (".models", "app.models"), if it is imported by name."""
+    for node in file.tree.body:
+        if isinstance(node, ast.ImportFrom) and any(a.name == model and a.asname is None for a in node.names):
+            return "." * node.level + (node.module or "")
+    return None
 
 
 def _chain_all(node: cst.CSTNode, edits: list[tuple[str, list[str]]]) -> cst.CSTNode:

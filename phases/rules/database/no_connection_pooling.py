@@ -46,7 +46,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import libcst as cst
-
 from tuber.agent.models import RiskParts
 from tuber.phases.rules.base import Fix, Hit, SourceFile, dotted_name, enclosing_symbol, example, walk_with_parents
 from tuber.phases.rules.database import _codemod as cm

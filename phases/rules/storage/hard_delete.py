@@ -48,7 +48,7 @@ CATEGORY = "hard_delete"
 LAYER = "storage"
 TRIGGERS = ("delete", "DELETE")
 CRITICAL = re.compile(r"(^|_)(users?|members?|customers?|orders?|accounts?|payments?|invoices?|transactions?|"
-                      r"subscriptions?|patients?|employees?|clients?|tenants?|contracts?)$", re.I)
+                      r"subscriptions?|patients?|employees?|clients?|tenants?|contracts?)$", re.IGNORECASE)
 SOFT_DELETE = re.compile(r"\b(deleted_at|is_deleted|deleted|removed_at|archived_at|is_archived|deleted_on)\b")
 MIGRATION_PATH = re.compile(r"(^|/)(migrations|alembic|versions|scripts|management)/")
 
@@ -83,7 +83,7 @@ def _deleted_table(call: ast.Call, scope: q.Scope) -> tuple[str, str]:
     func = call.func
     name = dotted_name(func)
     if isinstance(func, ast.Attribute) and func.attr == "delete":
-        if call.args and re.search(r"(session|db)$", dotted_name(func.value), re.I):  # session.delete(obj)
+        if call.args and re.search(r"(session|db)$", dotted_name(func.value), re.IGNORECASE):  # session.delete(obj)
             return _table_of(_model_of(call.args[0], scope, known), known)
         if not call.args:  # obj.delete() / queryset.delete()
             return _table_of(_model_of(func.value, scope, known), known)
@@ -91,7 +91,7 @@ def _deleted_table(call: ast.Call, scope: q.Scope) -> tuple[str, str]:
         return _table_of(dotted_name(call.args[0]).rsplit(".", 1)[-1], known)
     if isinstance(func, ast.Attribute) and func.attr in ("execute", "exec_driver_sql") and call.args:
         sql = q.constant_string(call.args[0], scope)
-        match = re.match(r"\s*DELETE\s+FROM\s+[\"`]?(\w+)", sql, re.I)
+        match = re.match(r"\s*DELETE\s+FROM\s+[\"`]?(\w+)", sql, re.IGNORECASE)
         if match:
             return match.group(1), ""
     return "", ""

@@ -44,7 +44,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import libcst as cst
-
 from tuber.agent.models import RiskParts
 from tuber.phases.rules.base import Fix, Hit, SourceFile, dotted_name, example
 from tuber.phases.rules.database import _codemod as cm
@@ -101,7 +100,7 @@ def _autocommit_repo(repo: RepoMap) -> bool:
 def _begins_explicitly(function: q.Def) -> bool:
     for node in q.walk_function(function):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and re.match(
-                r"\s*BEGIN\b", node.value, re.I):
+                r"\s*BEGIN\b", node.value, re.IGNORECASE):
             return True
     return False
 
