@@ -18,13 +18,15 @@ from typing import TYPE_CHECKING, Literal
 
 from tuber.phases.datamap.model import Schema, Table
 from tuber.phases.datamap.schema_common import callee, string
-from tuber.phases.rules.base import SourceFile, dotted_name, enclosing_symbol, walk_with_parents
+from tuber.phases.rules.base import SourceFile, dotted_name, enclosing_symbol
 
 if TYPE_CHECKING:
     from tuber.phases.datamap.repo import RepoMap
 
 Role = Literal["eq", "in", "range", "null", "like", "join", "join_outer", "order", "ne"]
 FILTERS = {"where", "filter", "having"}
+ORM_MARKERS = (".objects", "select(", "query(", ".query", ".filter", ".where(", "filter_by", "get_object_or_404",
+               "order_by", ".get(")
 DJANGO_FILTERS = {"filter", "get", "get_or_create", "update_or_create", "exclude", "get_object_or_404",
                   "get_list_or_404", "aget", "afilter"}
 LOOKUPS = {"exact": "eq", "iexact": "ne", "in": "in", "gt": "range", "gte": "range", "lt": "range", "lte": "range",
@@ -120,9 +122,13 @@ class _Reader:
     def read(self) -> list[Query]:
         found: list[Query] = []
         variables: dict[tuple[str, str], Query] = {}
-        for node, parents in walk_with_parents(self.file.tree):
-            if not isinstance(node, ast.Call) or _inside_chain(node, parents):
+        if not any(marker in self.file.text for marker in ORM_MARKERS):
+            return found
+        parent_of = parent_map(self.file)
+        for node in ast.walk(self.file.tree):
+            if not isinstance(node, ast.Call) or _inside_chain(node, parent_of):
                 continue
+            parents = ancestors(node, parent_of)
             query = self._chain(node, parents, variables)
             if query is None:
                 continue
@@ -358,15 +364,35 @@ def _segments(top: ast.expr) -> tuple[list[tuple[str, ast.Call | None]], ast.exp
     return segments, node
 
 
-def _inside_chain(node: ast.Call, parents: tuple[ast.AST, ...]) -> bool:
+def _inside_chain(node: ast.Call, parent_of: dict[ast.AST, ast.AST]) -> bool:
     """True when `node` is an inner link of a larger method chain (`x.filter(...)` inside `x.filter(...).first()`)."""
     child: ast.AST = node
-    for parent in reversed(parents):
+    parent = parent_of.get(child)
+    while parent is not None:
         if isinstance(parent, ast.Attribute | ast.Subscript) and parent.value is child:
-            child = parent
+            child, parent = parent, parent_of.get(parent)
             continue
         return isinstance(parent, ast.Call) and parent.func is child and child is not node
     return False
+
+
+def parent_map(file: SourceFile) -> dict[ast.AST, ast.AST]:
+    """child -> parent for every node of the file (built once per file)."""
+    cached = file.__dict__.get("_tuber_parents")
+    if cached is None:
+        cached = {child: node for node in ast.walk(file.tree) for child in ast.iter_child_nodes(node)}
+        file.__dict__["_tuber_parents"] = cached
+    return cached  # type: ignore[no-any-return]
+
+
+def ancestors(node: ast.AST, parent_of: dict[ast.AST, ast.AST]) -> tuple[ast.AST, ...]:
+    """The chain from the module down to `node`'s parent (the shape `walk_with_parents` gives)."""
+    chain = []
+    parent = parent_of.get(node)
+    while parent is not None:
+        chain.append(parent)
+        parent = parent_of.get(parent)
+    return tuple(reversed(chain))
 
 
 def leading_percent(node: ast.expr | None, file: SourceFile) -> bool:
@@ -430,8 +456,8 @@ def queryset_functions(repo: RepoMap) -> dict[str, tuple[str, str, ast.expr]]:
     for _ in range(3):  # helpers that call helpers
         for name, values in returns.items():
             for path, value in values:
-                _, base = _segments(value) if isinstance(value, ast.Call | ast.Attribute) else ([], None)
-                if isinstance(base, ast.Name) and base.id in models and ".objects" in ast.unparse(value):
+                segments, base = _segments(value) if isinstance(value, ast.Call | ast.Attribute) else ([], None)
+                if isinstance(base, ast.Name) and base.id in models and any(n == "objects" for n, _ in segments):
                     found[name] = (base.id, path, value)
                 elif isinstance(value, ast.Call):
                     segments, _ = _segments(value)

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 import sqlglot
 from sqlglot import exp
 
-from tuber.phases.datamap.queries import Query, Use, leading_percent
+from tuber.phases.datamap.queries import Query, Use, ancestors, leading_percent, parent_map
 from tuber.phases.datamap.schema_common import callee
-from tuber.phases.datamap.schema_sql import glot_dialect
-from tuber.phases.rules.base import SourceFile, enclosing_symbol, walk_with_parents
+from tuber.phases.datamap.schema_sql import glot_dialect, quiet_sqlglot
+from tuber.phases.rules.base import SourceFile, enclosing_symbol
 
 if TYPE_CHECKING:
     from tuber.phases.datamap.repo import RepoMap
@@ -32,9 +32,11 @@ def sql_queries(file: SourceFile, repo: RepoMap) -> list[Query]:
         return []
     found: list[Query] = []
     module = _module_strings(file)
-    for node, parents in walk_with_parents(file.tree):
+    parent_of = parent_map(file)
+    for node in ast.walk(file.tree):
         if not isinstance(node, ast.Call) or callee(node) not in EXECUTORS or not node.args:
             continue
+        parents = ancestors(node, parent_of)
         function = next((p for p in reversed(parents) if isinstance(p, ast.FunctionDef | ast.AsyncFunctionDef)),
                         None)
         argument = _unwrap_text(node.args[0])
@@ -126,7 +128,8 @@ def _text(node: ast.expr | None, function: ast.AST | None, module: dict[str, ast
 def _read(query: Query, text: str, repo: RepoMap, params: ast.expr | None, file: SourceFile) -> bool:
     sql = _PARAMS.sub(lambda m: f":{m.group(1)}" if m.group(1) else PLACEHOLDER, text)
     try:
-        tree = sqlglot.parse_one(sql, read=glot_dialect(repo.database) or None)
+        with quiet_sqlglot():
+            tree = sqlglot.parse_one(sql, read=glot_dialect(repo.database) or None)
     except (sqlglot.errors.ParseError, sqlglot.errors.TokenError, ValueError, RecursionError):
         return False
     if tree is None:

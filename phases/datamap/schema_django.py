@@ -58,9 +58,9 @@ def build_models(files: Iterable[SourceFile], parts: SchemaParts) -> None:
     specs: dict[str, _ModelSpec] = {}
     classes: list[tuple[SourceFile, ast.ClassDef]] = []
     for file in files:
-        if "django" not in file.text or "/migrations/" in f"/{file.path}":
+        if "Model" not in file.text or "/migrations/" in f"/{file.path}":
             continue
-        classes.extend((file, n) for n in ast.walk(file.tree) if isinstance(n, ast.ClassDef))
+        classes.extend((file, n) for n in file.tree.body if isinstance(n, ast.ClassDef))
     model_names = {c.name for _, c in classes if any(_is_model_base(dotted_name(b)) for b in c.bases)}
     changed = True
     while changed:  # subclasses of models are models

@@ -5,8 +5,10 @@ parsed with sqlglot in the repository's dialect."""
 from __future__ import annotations
 
 import ast
+import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import sqlglot
@@ -19,7 +21,20 @@ from tuber.phases.rules.base import SourceFile
 DDL = re.compile(r"\b(CREATE\s+(?:UNIQUE\s+)?(?:TABLE|INDEX)|ALTER\s+TABLE|DROP\s+INDEX)\b", re.IGNORECASE)
 _STATEMENT = re.compile(r"^\s*(CREATE|ALTER|DROP)\b", re.IGNORECASE)
 _SQLITE_SUFFIX = re.compile(r"\)\s*(WITHOUT\s+ROWID|STRICT)(\s*,\s*(WITHOUT\s+ROWID|STRICT))*\s*$", re.IGNORECASE)
+TEMPLATE = re.compile(r"%\(\w+\)s|%s|\{\w*\}")  # a DDL template (a migration tool's own code), not a schema
 _DOWN = re.compile(r"(^|[/._-])(down|rollback|revert|undo)([/._-]|$)", re.IGNORECASE)
+
+
+@contextmanager
+def quiet_sqlglot() -> Iterator[None]:
+    """sqlglot logs a warning for every statement it cannot fully parse; scanning other people's SQL, we don't."""
+    logger = logging.getLogger("sqlglot")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def glot_dialect(database: str) -> str:
@@ -43,7 +58,8 @@ def build_embedded(files: Iterable[SourceFile], parts: SchemaParts, dialect: str
         if file.language != "python" or not DDL.search(file.text) or "/migrations/" in f"/{file.path}":
             continue
         for node in ast.walk(file.tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and DDL.search(node.value):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and DDL.search(node.value) \
+                    and not TEMPLATE.search(node.value):
                 add_ddl(parts, node.value, dialect, file.path, node.lineno, "sql")
 
 
@@ -65,8 +81,9 @@ def add_ddl(parts: SchemaParts, text: str, database: str, path: str, line: int, 
             continue
         cleaned = _SQLITE_SUFFIX.sub(")", statement.rstrip())
         try:
-            tree = sqlglot.parse_one(cleaned, read=dialect or None)
-        except (sqlglot.errors.ParseError, sqlglot.errors.TokenError, ValueError):
+            with quiet_sqlglot():
+                tree = sqlglot.parse_one(cleaned, read=dialect or None)
+        except (sqlglot.errors.ParseError, sqlglot.errors.TokenError, ValueError, RecursionError):
             continue
         start = line + offset
         if isinstance(tree, exp.Create):

@@ -32,7 +32,7 @@ def build(files: Iterable[SourceFile], parts: SchemaParts) -> None:
     classes: dict[str, tuple[SourceFile, ast.ClassDef]] = {}
     candidates = [f for f in files if any(marker in f.text for marker in MARKERS) and "django.db" not in f.text]
     for file in candidates:
-        for node in ast.walk(file.tree):
+        for node in file.tree.body:
             if isinstance(node, ast.ClassDef):
                 classes.setdefault(node.name, (file, node))
     for name, (file, cls) in classes.items():
