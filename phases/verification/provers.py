@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tuber.phases.verification.injection import prove_injection
 from tuber.phases.verification.migrations import prove_migrations
 from tuber.phases.verification.plans import prove_plans
 from tuber.phases.verification.proof import Context, Proof
 
-ALL: tuple[Callable[[Context], Proof], ...] = (prove_migrations, prove_plans)
+ALL: tuple[Callable[[Context], Proof], ...] = (prove_migrations, prove_plans, prove_injection)
