@@ -20,16 +20,16 @@ from tuber.phases.rules.base import SourceFile, dotted_name
 AUTH_NAME = re.compile(
     r"(login|auth|token|jwt|permission|staff|admin|superuser|role|user_passes_test|current_(user|customer|account|member"
     r"|agent|principal)|signed_in|logged_in|authenticated|IsAuthenticated|api_key|oauth2?_scheme|bearer|session_user)",
-    re.I)
-AUTH_EXEMPT = re.compile(r"(optional|maybe|allow_any|AllowAny|csrf|limit|throttl)", re.I)
-RATE_NAME = re.compile(r"(rate_?limit|limiter|throttl|ratelimit|\.limit$|^limit$|slow_?down|brute)", re.I)
+    re.IGNORECASE)
+AUTH_EXEMPT = re.compile(r"(optional|maybe|allow_any|AllowAny|csrf|limit|throttl)", re.IGNORECASE)
+RATE_NAME = re.compile(r"(rate_?limit|limiter|throttl|ratelimit|\.limit$|^limit$|slow_?down|brute)", re.IGNORECASE)
 AUTH_BODY = re.compile(r"\b(401|403)\b|HTTP_401|HTTP_403|Unauthori[sz]ed|Forbidden|PermissionDenied|redirect_to_login"
-                       r"|authentication required|login_url", re.I)
-RATE_BODY = re.compile(r"\b429\b|HTTP_429|TooManyRequests|too many", re.I)
+                       r"|authentication required|login_url", re.IGNORECASE)
+RATE_BODY = re.compile(r"\b429\b|HTTP_429|TooManyRequests|too many", re.IGNORECASE)
 DJANGO_AUTH_BASES = {"LoginRequiredMixin", "PermissionRequiredMixin", "UserPassesTestMixin", "AccessMixin",
                      "StaffRequiredMixin", "SuperuserRequiredMixin"}
 LOGIN_LIKE = re.compile(r"(^|[_/\-.])(log_?in|sign_?in|token|auth|authenticate|password|passwd|otp|2fa|mfa|session)s?"
-                        r"($|[_/\-.{<])", re.I)
+                        r"($|[_/\-.{<])", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def is_login_like(endpoint: Endpoint) -> bool:
     if "POST" not in endpoint.methods and "PUT" not in endpoint.methods:
         return False
     words = [endpoint.function, *endpoint.route.strip("/").split("/")[-2:]]
-    return any(LOGIN_LIKE.search(f"_{w}_") for w in words if w and not re.search(r"logout|signout|sign_out", w, re.I))
+    return any(LOGIN_LIKE.search(f"_{w}_") for w in words if w and not re.search(r"logout|signout|sign_out", w, re.IGNORECASE))
 
 
 def _guards(repo: RepoMap, endpoint: Endpoint) -> list[Guard]:
@@ -252,9 +252,7 @@ def _binds(file: SourceFile, name: str) -> bool:
         if isinstance(node, ast.Import | ast.ImportFrom):
             if any((a.asname or a.name).split(".")[0] == name for a in node.names):
                 return True
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == name:
-            return True
-        elif isinstance(node, ast.Assign) and any(dotted_name(t) == name for t in node.targets):
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == name or isinstance(node, ast.Assign) and any(dotted_name(t) == name for t in node.targets):
             return True
     return False
 

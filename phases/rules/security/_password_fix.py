@@ -14,7 +14,6 @@ import ast
 import re
 
 import libcst as cst
-
 from tuber.phases.datamap.repo import RepoMap
 from tuber.phases.rules.base import SourceFile, dotted_name
 from tuber.phases.rules.security._guards import _add_import, _binds
@@ -66,7 +65,7 @@ def rewrite(repo: RepoMap, file: SourceFile, name: str) -> dict[str, str] | None
         upgraded = _add_rehash(repo, path, text, name, wrappers)
         if path == file.path:
             for module_name in ("hmac", "secrets"):
-                if not re.search(rf"^import {module_name}$", upgraded, re.M):
+                if not re.search(rf"^import {module_name}$", upgraded, re.MULTILINE):
                     upgraded = _add_stdlib_import(upgraded, module_name)
         else:
             upgraded = _import_helpers(upgraded, name)
@@ -242,7 +241,7 @@ def _upgrade_code(repo: RepoMap, tree: ast.Module, text: str, function: ast.AST,
         connection = next((a.arg for a in function.args.args if CONNECTION.match(a.arg)), "")
         sql = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
         table = next((m.group(2) for q in sql for m in [re.search(rf"SELECT\s+(.*\b{column}\b.*?)\s+FROM\s+(\w+)", q,
-                                                                 re.I | re.S)] if m and re.search(r"\bid\b", m.group(1))),
+                                                                 re.IGNORECASE | re.DOTALL)] if m and re.search(r"\bid\b", m.group(1))),
                      "")
         if not (connection and table):
             return ""

@@ -52,7 +52,7 @@ CATEGORY = "missing_auth"
 LAYER = "security"
 TRIGGERS = ("route", ".get", ".post", ".put", ".patch", ".delete", "urlpatterns", "View", "def ")
 PUBLIC = re.compile(r"register|sign_?up|log_?out|sign_?out|health|ping|status|version|public|webhook|callback|"
-                    r"reset|confirm|verify|activate|invite|docs|openapi|robots|static|index|home|landing|csrf", re.I)
+                    r"reset|confirm|verify|activate|invite|docs|openapi|robots|static|index|home|landing|csrf", re.IGNORECASE)
 READS = {"GET", "HEAD", "OPTIONS"}
 MIN_GUARDED = 2  # evidence: at least this many guarded siblings of the same kind
 

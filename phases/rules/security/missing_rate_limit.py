@@ -52,7 +52,7 @@ ID = "missing-rate-limit"
 CATEGORY = "missing_rate_limit"
 LAYER = "security"
 TRIGGERS = ("route", ".post", ".get", "urlpatterns", "def ", "View")
-CREDENTIALS = re.compile(r"password|passwd|authenticate|credential|check_pw|verify|otp|token|secret", re.I)
+CREDENTIALS = re.compile(r"password|passwd|authenticate|credential|check_pw|verify|otp|token|secret", re.IGNORECASE)
 
 _LIMITER = """
 import time

@@ -48,9 +48,9 @@ CATEGORY = "sensitive_data_exposure"
 LAYER = "security"
 TRIGGERS = ("password", "secret", "token", "api_key", "apikey", "to_dict", "as_dict", "response_model")
 SENSITIVE = re.compile(r"^(password|passwd|password_hash|hashed_password|pass_hash|pwd_hash|secret|.*_secret|"
-                       r"secret_key|api_key|apikey|private_key|.*_token|token|otp_secret|totp_secret)$", re.I)
+                       r"secret_key|api_key|apikey|private_key|.*_token|token|otp_secret|totp_secret)$", re.IGNORECASE)
 LOGGED = re.compile(r"^(password|passwd|pwd|secret|client_secret|api_key|apikey|access_token|refresh_token|token|"
-                    r"password_hash|private_key)$", re.I)
+                    r"password_hash|private_key)$", re.IGNORECASE)
 SERIALISERS = {"to_dict", "as_dict", "to_json", "serialize", "serialise", "dump"}
 ALL_COLUMNS = re.compile(r"__table__\.columns|__mapper__|inspect\(|_meta\.(get_)?fields|__dict__|\.columns\b")
 LOG_CALL = re.compile(r"(^|\.)(log|logger|logging|_log|_logger)\.(debug|info|warning|warn|error|exception|critical)$")
@@ -343,7 +343,7 @@ def _receiver_model(file: SourceFile, function: ast.AST, call: ast.Call, models:
     mentioned = [m for name, m in models.items() if re.search(rf"\b{re.escape(name)}\b", origin)]
     if len(mentioned) == 1:
         return mentioned[0]
-    if not mentioned and origin and len(models) == 1 and re.search(r"user|account|current", origin, re.I):
+    if not mentioned and origin and len(models) == 1 and re.search(r"user|account|current", origin, re.IGNORECASE):
         return next(iter(models.values()))
     return None
 

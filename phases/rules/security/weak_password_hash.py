@@ -49,10 +49,10 @@ LAYER = "security"
 TRIGGERS = ("hashlib", "md5", "sha1", "sha256", "sha512")
 WEAK = {"md5", "sha1", "sha224", "sha256", "sha384", "sha512", "sha3_256", "sha3_512", "blake2b", "blake2s"}
 PASSWORD = re.compile(r"^(raw_|plain_?|new_|old_|current_|user_)?(password|passwd|pass_?phrase|pwd|pw|secret|"
-                      r"client_secret)(_?(text|str|plain|raw|bytes|b))?$", re.I)
+                      r"client_secret)(_?(text|str|plain|raw|bytes|b))?$", re.IGNORECASE)
 SLOW_KDF = re.compile(r"pbkdf2_hmac|hashlib\.scrypt|bcrypt|argon2|generate_password_hash|make_password")
 HASHER_NAME = re.compile(r"(hash|set|make|encode|encrypt|digest|check|verify|store)_?(the_)?(password|passwd|pwd|pw)"
-                         r"|password_?(hash|digest)", re.I)
+                         r"|password_?(hash|digest)", re.IGNORECASE)
 
 VALID: list[Example] = [
     example("""
@@ -271,15 +271,13 @@ def _functions_feeding_password_columns(repo: RepoMap) -> set[str]:
     if cached is not None:
         return cached  # type: ignore[no-any-return]
     found: set[str] = set()
-    column = re.compile(r"pass(word|wd)|pwd", re.I)
+    column = re.compile(r"pass(word|wd)|pwd", re.IGNORECASE)
     for file in repo.python_files():
         if not column.search(file.text):
             continue
         for node in ast.walk(file.tree):
             value = None
-            if isinstance(node, ast.keyword) and node.arg and column.search(node.arg):
-                value = node.value
-            elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Attribute) and column.search(t.attr)
+            if isinstance(node, ast.keyword) and node.arg and column.search(node.arg) or isinstance(node, ast.Assign) and any(isinstance(t, ast.Attribute) and column.search(t.attr)
                                                       for t in node.targets):
                 value = node.value
             if isinstance(value, ast.Call):

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-
 from tuber.phases.datamap.repo import load_repo
 from tuber.phases.rules.api import missing_input_validation as rule
 
