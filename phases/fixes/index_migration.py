@@ -94,7 +94,10 @@ def index_name(repo: RepoMap, table: Table, columns: tuple[str, ...], django: bo
             digest = hashlib.sha1(body.encode()).hexdigest()[:6]
             name = f"{table.name[:11]}_{columns[0][:7]}_{digest}_idx"
         return name
-    prefix = "idx_" if names and sum(n.startswith("idx_") for n in names) * 2 > len(names) else "ix_"
+    if names:
+        prefix = "idx_" if sum(n.startswith("idx_") for n in names) * 2 > len(names) else "ix_"
+    else:  # SQLAlchemy's own default for index=True is ix_; plain SQL gets idx_
+        prefix = "ix_" if table.source in {"sqlalchemy", "alembic"} else "idx_"
     return f"{prefix}{body}"
 
 
@@ -220,7 +223,7 @@ def _sql_migration(repo: RepoMap, table: Table, plan: IndexPlan) -> dict[str, st
 
 def _insert_after_table(schema: str, table: str, statement: str) -> str:
     """`statement` on its own line after the last statement that creates `table` or one of its indexes."""
-    pattern = re.compile(rf"CREATE\s+(?:UNIQUE\s+)?(?:TABLE|INDEX)\b[^;]*?\b(?:ON\s+|TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?)"
+    pattern = re.compile(rf"CREATE\s+(?:UNIQUE\s+)?(?:TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?|INDEX\b[^;]*?\bON\s+)"
                          rf"[\"`]?{re.escape(table)}[\"`]?\s*\([^;]*;", re.IGNORECASE | re.DOTALL)
     matches = list(pattern.finditer(schema))
     if not matches:
