@@ -21,10 +21,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-
 from tuber.agent.adapters.sandbox import Runner
 from tuber.agent.models import (
-    Check, Evidence, Finding, Measurement, Patch, Plan, Stop, StopCondition, TaskResult, TaskVerdict,
+    Check,
+    Evidence,
+    Finding,
+    Measurement,
+    Patch,
+    Plan,
+    Stop,
+    StopCondition,
+    TaskResult,
+    TaskVerdict,
 )
 from tuber.agent.settings import Settings
 from tuber.phases.verification.checks import CheckCommand, detect_checks

@@ -10,7 +10,6 @@ import os
 from collections.abc import Iterator
 
 import pytest
-
 from tuber.agent.adapters.db import DatabaseUnavailable, PostgresServer, throwaway_postgres
 
 

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 from urllib.parse import parse_qs, unquote, urlparse
 
 import psycopg
@@ -193,7 +194,7 @@ class LockSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    def __enter__(self) -> LockSampler:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

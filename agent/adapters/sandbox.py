@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import structlog
-
 from tuber.agent.errors import SandboxError
 
 if TYPE_CHECKING:
@@ -127,12 +126,24 @@ class Sandbox:
         env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
         return env
 
-    def _limits(self, timeout: float) -> None:
-        # Runs in the child between fork and exec: new limits apply only to the target's process tree.
+    def _limits(self, timeout: float) -> list[tuple[int, int]]:
         cpu = self.cpu_seconds or int(timeout) + 60
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-        resource.setrlimit(resource.RLIMIT_AS, (self.memory_bytes, self.memory_bytes))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (self.file_bytes, self.file_bytes))
+        return [(resource.RLIMIT_CPU, cpu), (resource.RLIMIT_AS, self.memory_bytes),
+                (resource.RLIMIT_FSIZE, self.file_bytes)]
+
+    def _limited(self, argv: list[str], timeout: float) -> list[str]:
+        """Prefix `prlimit` (util-linux): rlimits without a preexec_fn, which is unsafe when Tuber has threads
+        (the pg_locks sampler runs beside migration steps)."""
+        prlimit = shutil.which("prlimit")
+        if prlimit is None:
+            return argv
+        flags = {resource.RLIMIT_CPU: "--cpu", resource.RLIMIT_AS: "--as", resource.RLIMIT_FSIZE: "--fsize"}
+        return [prlimit, *(f"{flags[kind]}={value}" for kind, value in self._limits(timeout)), "--", *argv]
+
+    def _set_limits(self, timeout: float) -> None:
+        # Fallback when prlimit is missing: runs in the child between fork and exec.
+        for kind, value in self._limits(timeout):
+            resource.setrlimit(kind, (value, value))
 
     def run(
         self, argv: Sequence[str], cwd: Path, *, env: Mapping[str, str] | None = None,
@@ -141,14 +152,15 @@ class Sandbox:
         """Run `argv` in `cwd`; never raises for the command's own failure, only when it cannot start."""
         limit = float(timeout if timeout is not None else self.timeout)
         prefix = network_isolation_prefix() if self.isolate_network else None
-        full = [*(prefix or ()), *argv]
+        full = self._limited([*(prefix or ()), *argv], limit)
         started = time.monotonic()
         timed_out = False
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             try:
                 process = subprocess.Popen(
                     full, cwd=cwd, env=self.environment(env), stdin=subprocess.DEVNULL, stdout=out,
-                    stderr=err, start_new_session=True, preexec_fn=lambda: self._limits(limit),
+                    stderr=err, start_new_session=True,
+                    preexec_fn=None if shutil.which("prlimit") else (lambda: self._set_limits(limit)),  # noqa: PLW1509
                 )
             except OSError as error:
                 raise SandboxError(f"cannot start {argv[0]}: {error}") from None

@@ -10,8 +10,8 @@ Alembic runs through its API inside the target's interpreter (a standalone runne
 from __future__ import annotations
 
 import ast
-import contextlib
 import configparser
+import contextlib
 import json
 import re
 import time
@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-
 from tuber.agent.adapters import db
 from tuber.agent.models import Check
 from tuber.phases.verification.proof import Context, Proof
@@ -28,9 +27,9 @@ from tuber.phases.verification.proof import Context, Proof
 RUNNER = Path(__file__).with_name("alembic_runner.py")
 LOCK_TIMEOUT_MS = 5000
 SQL_MARKERS = (
-    (re.compile(r"^--\s*migrate:up\b", re.I | re.M), re.compile(r"^--\s*migrate:down\b", re.I | re.M)),
-    (re.compile(r"^--\s*\+migrate\s+up\b", re.I | re.M), re.compile(r"^--\s*\+migrate\s+down\b", re.I | re.M)),
-    (re.compile(r"^--\s*\+goose\s+up\b", re.I | re.M), re.compile(r"^--\s*\+goose\s+down\b", re.I | re.M)),
+    (re.compile(r"^--\s*migrate:up\b", re.IGNORECASE | re.MULTILINE), re.compile(r"^--\s*migrate:down\b", re.IGNORECASE | re.MULTILINE)),
+    (re.compile(r"^--\s*\+migrate\s+up\b", re.IGNORECASE | re.MULTILINE), re.compile(r"^--\s*\+migrate\s+down\b", re.IGNORECASE | re.MULTILINE)),
+    (re.compile(r"^--\s*\+goose\s+up\b", re.IGNORECASE | re.MULTILINE), re.compile(r"^--\s*\+goose\s+down\b", re.IGNORECASE | re.MULTILINE)),
 )
 URL_ENV = re.compile(r"""(?:environ(?:\.get)?\s*[\[(]|getenv\s*\()\s*["']([A-Z0-9_]*(?:URL|DATABASE|DSN|URI)[A-Z0-9_]*)["']""")
 
@@ -113,7 +112,7 @@ def _assigned_in_class(tree: ast.Module, name: str) -> object:
 def _django_label(app_dir: Path) -> str:
     apps = app_dir / "apps.py"
     if apps.is_file():
-        match = re.search(r"""^\s*label\s*=\s*["'](\w+)["']""", apps.read_text(encoding="utf-8"), re.M)
+        match = re.search(r"""^\s*label\s*=\s*["'](\w+)["']""", apps.read_text(encoding="utf-8"), re.MULTILINE)
         if match:
             return match.group(1)
     return app_dir.name

@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tests.phases.verification.gitrepo import BENCH, commit_task, init, patch_of, workspace
 from tuber.agent.adapters.sandbox import sandbox_for
 from tuber.agent.models import Evidence, Opportunity, Plan, Scores, Stop, StopCondition
 from tuber.agent.settings import Settings, VerifyConfig
+
+from tests.phases.verification.gitrepo import BENCH, commit_task, init, patch_of, workspace
 
 APP = '''import sqlite3
 

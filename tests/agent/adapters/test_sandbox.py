@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tuber.agent.adapters.sandbox import Sandbox, network_isolation_prefix, sandbox_for, scrub_environment
 from tuber.agent.settings import Settings, VerifyConfig
 

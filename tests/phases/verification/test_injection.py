@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.phases.verification.gitrepo import init
-from tests.phases.verification.test_migrations import context
 from tuber.agent.models import Finding, MicroTask, Plan, RiskParts, Scores
 from tuber.phases.verification.injection import prove_injection
+
+from tests.phases.verification.gitrepo import init
+from tests.phases.verification.test_migrations import context
 
 
 def test_injection_fix_is_reported_as_not_probed(tmp_path: Path) -> None:

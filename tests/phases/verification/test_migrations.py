@@ -6,14 +6,14 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from tests.phases.verification.gitrepo import BENCH, commit_task, git, init, patch_of, workspace
 from tuber.agent.adapters.db import PostgresServer
 from tuber.agent.adapters.sandbox import sandbox_for
 from tuber.agent.models import Opportunity, Plan, Scores
 from tuber.agent.settings import Settings, VerifyConfig
 from tuber.phases.verification.migrations import classify, prove_migrations
 from tuber.phases.verification.proof import Context
+
+from tests.phases.verification.gitrepo import BENCH, commit_task, git, init, patch_of, workspace
 
 ALEMBIC_INDEX = '''"""index products.name
 

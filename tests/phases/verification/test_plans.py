@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tuber.phases.verification.plans import _regression, prove_plans
+
 from tests.phases.verification.gitrepo import BENCH, init
 from tests.phases.verification.test_migrations import ALEMBIC_INDEX, context
-from tuber.phases.verification.plans import _regression, prove_plans
 
 
 def test_sqlalchemy_model_index_shows_scan_to_search(tmp_path: Path) -> None:
