@@ -16,7 +16,7 @@ import ast
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from tuber.phases.datamap.model import Schema, Table
+from tuber.phases.datamap.model import Table
 from tuber.phases.datamap.schema_common import callee, string
 from tuber.phases.rules.base import SourceFile, dotted_name, enclosing_symbol
 

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 import sqlglot
 from sqlglot import exp
-
 from tuber.phases.datamap.queries import Query, Use, ancestors, leading_percent, parent_map
 from tuber.phases.datamap.schema_common import callee
 from tuber.phases.datamap.schema_sql import glot_dialect, quiet_sqlglot

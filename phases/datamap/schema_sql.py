@@ -13,7 +13,6 @@ from dataclasses import replace
 
 import sqlglot
 from sqlglot import exp
-
 from tuber.phases.datamap.model import Column, Index, SchemaSource
 from tuber.phases.datamap.schema_common import SchemaParts
 from tuber.phases.rules.base import SourceFile

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable
 
-from tuber.phases.datamap.model import Column, Index, Model, Table
+from tuber.phases.datamap.model import Column, Index, Model
 from tuber.phases.datamap.schema_common import (
     SchemaParts,
     callee,
@@ -14,7 +14,6 @@ from tuber.phases.datamap.schema_common import (
     keyword,
     snake_case,
     string,
-    strings,
     type_text,
 )
 from tuber.phases.rules.base import SourceFile, dotted_name
@@ -35,7 +34,7 @@ def build(files: Iterable[SourceFile], parts: SchemaParts) -> None:
         for node in file.tree.body:
             if isinstance(node, ast.ClassDef):
                 classes.setdefault(node.name, (file, node))
-    for name, (file, cls) in classes.items():
+    for file, cls in classes.values():
         table_name = _table_name(cls, classes)
         if table_name:
             _add_model(parts, file, cls, table_name, classes)
@@ -237,7 +236,7 @@ def _add_index_call(parts: SchemaParts, file: SourceFile, call: ast.Call, table_
             owner = dotted_name(arg.value).rsplit(".", 1)[-1]
             if not table_name and owner in models:
                 table_name = models[owner].table
-            columns.append(arg.attr if owner != "c" else arg.attr)
+            columns.append(arg.attr)
             if dotted_name(arg.value).endswith(".c"):
                 table_name = table_name or dotted_name(arg.value).split(".")[0]
         elif isinstance(arg, ast.Call) and isinstance(arg.func, ast.Attribute) and arg.func.attr in {"desc", "asc"}:

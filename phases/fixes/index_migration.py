@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from tuber.agent.models import RiskParts
@@ -117,7 +117,7 @@ def _alembic_revision(repo: RepoMap, plan: IndexPlan) -> dict[str, str] | None:
     folder = head.file.path.rsplit("/", 1)[0] if "/" in head.file.path else ""
     down = repr(head.revision) if len(tips) == 1 else repr(tuple(t.revision for t in tips))
     rev = hashlib.sha1(f"{down}:{plan.name}".encode()).hexdigest()[:12]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     existing = [r.file.path.rsplit("/", 1)[-1] for r in chain]
     if existing and all(re.match(r"^\d{8}_", n) for n in existing):
         filename = f"{now:%Y%m%d}_{rev}_{_slug(plan)}.py"

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import libcst as cst
-
 from tuber.phases.fixes.migration_edit import add_keyword
 from tuber.phases.rules.database._codemod import ensure_import
 

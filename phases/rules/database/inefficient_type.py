@@ -117,7 +117,7 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
 def _width(type_: str) -> int | None:
     """Declared width of a string type (0 for unbounded TEXT), or None when it is not a string type."""
     text = type_.replace(" ", "")
-    match = re.match(r"^(?:String|VARCHAR|Unicode|CharField|NVARCHAR|CHARVARYING)\((?:length=)?(\d+)", text, re.I)
+    match = re.match(r"^(?:String|VARCHAR|Unicode|CharField|NVARCHAR|CHARVARYING)\((?:length=)?(\d+)", text, re.IGNORECASE)
     if match:
         return int(match.group(1))
     match = re.match(r"^CharField\(.*max_length=(\d+)", text)
@@ -205,4 +205,4 @@ def _singular(word: str) -> str:
         return word[:-3] + "y"
     if word.endswith(("ses", "xes", "ches", "shes")):
         return word[:-2]
-    return word[:-1] if word.endswith("s") else word
+    return word.removesuffix("s")

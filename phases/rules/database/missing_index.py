@@ -181,20 +181,17 @@ VALID: list[Example] = [
 
 INVALID: list[Example] = [
     example(_POST_QUERY, path="posts.py", extra={"models.py": _POST_MODEL}),
-    Example(files=_files(**{"posts_DOT_py": _POST_QUERY, "models_DOT_py": _POST_MODEL}),
+    Example(files=_files(posts_DOT_py=_POST_QUERY, models_DOT_py=_POST_MODEL),
             fixed={"models.py": _files(m=_POST_MODEL)["m"].replace(
                 "mapped_column(String(220))", "mapped_column(String(220), index=True)")},
             note="no migrations (create_all): the model declares the index"),
-    Example(files=_files(**{
-        "library__services_DOT_py": """
+    Example(files=_files(library__services_DOT_py="""
             from .models import Book
 
 
             def copies_of(isbn):
                 return list(Book.objects.filter(isbn=isbn)[:100])
-            """,
-        "library__models_DOT_py": _DJANGO_MODELS,
-        "library__migrations__0001_initial_DOT_py": """
+            """, library__models_DOT_py=_DJANGO_MODELS, library__migrations__0001_initial_DOT_py="""
             from django.db import migrations, models
 
 
@@ -202,11 +199,11 @@ INVALID: list[Example] = [
                 initial = True
                 dependencies = []
                 operations = []
-            """}),
+            """),
         fixed={"library/models.py": _files(m=_DJANGO_MODELS_FIXED)["m"],
                "library/migrations/0002_library_book_isbn_idx.py": _files(m=_DJANGO_MIGRATION)["m"]},
         note="Django: Meta.indexes plus the next migration"),
-    Example(files=_files(**{"notekeeper__notes_DOT_py": _NOTES, "notekeeper__schema_DOT_sql": _SCHEMA}),
+    Example(files=_files(notekeeper__notes_DOT_py=_NOTES, notekeeper__schema_DOT_sql=_SCHEMA),
             fixed={"notekeeper/schema.sql": _files(s=_SCHEMA)["s"].replace(
                 "(user_id, updated_at);\n",
                 "(user_id, updated_at);\nCREATE INDEX IF NOT EXISTS idx_notes_notebook_id_updated_at "

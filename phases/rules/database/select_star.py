@@ -41,7 +41,6 @@ import libcst as cst
 import sqlglot
 from libcst.metadata import MetadataWrapper, PositionProvider
 from sqlglot import exp
-
 from tuber.agent.models import RiskParts
 from tuber.phases.datamap.queries import Query, queries
 from tuber.phases.datamap.schema_sql import glot_dialect
