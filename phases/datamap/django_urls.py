@@ -31,7 +31,7 @@ def django_endpoints(repo: RepoMap, files: list[SourceFile]) -> Iterator[Endpoin
     """Views wired in urls.py (path/re_path/url, include() prefixes followed from the root urlconfs), and,
     as a fallback, request-taking functions of views modules no urlconf names."""
     urlconfs = {f.path: f for f in files if "urlpatterns" in f.text}
-    if not urlconfs and "django" not in repo.orm:
+    if not urlconfs and "django" not in repo.orm and not any("django" in f.text for f in files):
         return
     patterns = {path: list(_url_patterns(repo, file)) for path, file in urlconfs.items()}
     included = {target for entries in patterns.values() for _, kind, target, _ in entries if kind == "include"}

@@ -5,15 +5,17 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any, TypeVar
 
 from tuber.agent.models import SkippedFile
 from tuber.phases.datamap.model import Endpoint, Schema
 from tuber.phases.rules.base import SourceFile
 
+T = TypeVar("T")
 MAX_FILE_BYTES = 1_000_000  # larger files are generated or data, not code worth scanning
 SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".nox", ".mypy_cache",
              ".pytest_cache", ".ruff_cache", "build", "dist", ".eggs", "site-packages", ".tuber"}
@@ -32,6 +34,7 @@ class RepoMap:
     database: str = ""  # sqlite | postgresql | mysql | "" when unknown
     orm: str = ""  # sqlalchemy | django | "" (raw DB-API)
     skipped: list[SkippedFile] = field(default_factory=list)
+    memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def python_files(self) -> Iterable[SourceFile]:
         return (f for f in self.files.values() if f.language == "python")
@@ -63,10 +66,14 @@ class RepoMap:
 
     def endpoint_of(self, path: str, function: str) -> Endpoint | None:
         """The endpoint served by `function` (a def name) in `path`, if it is one."""
-        for endpoint in self.endpoints:
-            if endpoint.path == path and endpoint.function == function:
-                return endpoint
-        return None
+        index = self.derived("endpoint_index", lambda: {(e.path, e.function): e for e in reversed(self.endpoints)})
+        return index.get((path, function))
+
+    def derived(self, key: str, build: Callable[[], T]) -> T:
+        """A value derived from the whole repository (call graph, indexes), built once and shared by rules."""
+        if key not in self.memo:
+            self.memo[key] = build()
+        return self.memo[key]  # type: ignore[no-any-return]
 
 
 def language_of(path: str) -> str:

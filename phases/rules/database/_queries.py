@@ -11,17 +11,20 @@ is bounded, and which expression builds the query (what a fix edits).
 from __future__ import annotations
 
 import ast
-import posixpath
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+from tuber.phases.datamap import calls
+from tuber.phases.datamap.calls import callers, functions, imports
 from tuber.phases.datamap.model import Model, Relationship
 from tuber.phases.rules.base import SourceFile, dotted_name
 
 if TYPE_CHECKING:
     from tuber.phases.datamap.repo import RepoMap
+
+__all__ = ["callers", "functions", "imports"]  # re-exported for the layer's rules, beside this module's own
 
 Def = ast.FunctionDef | ast.AsyncFunctionDef
 MAX_DEPTH = 6
@@ -113,7 +116,9 @@ def _schema(repo: RepoMap) -> Any:
 
 
 def _memo(owner: Any, key: str, build: Any) -> Any:
-    """Cache a derived value on the object itself (RepoMap/SourceFile hold cached_property values the same way)."""
+    """Cache a derived value on the repository map (shared with every rule) or on a file."""
+    if hasattr(owner, "derived"):  # a RepoMap
+        return owner.derived(key, build)
     store = owner.__dict__.setdefault("_tuber_rowtrace_cache", {})
     if key not in store:
         store[key] = build()
@@ -123,11 +128,6 @@ def _memo(owner: Any, key: str, build: Any) -> Any:
 # ---- functions, imports and call resolution ----
 
 
-def functions(file: SourceFile) -> dict[str, Def]:
-    """Module-level functions by name."""
-    return _memo(file, "functions", lambda: {n.name: n for n in file.tree.body if isinstance(n, Def)})
-
-
 def class_methods(file: SourceFile, class_name: str) -> dict[str, Def]:
     for node in file.tree.body:
         if isinstance(node, ast.ClassDef) and node.name == class_name:
@@ -135,64 +135,11 @@ def class_methods(file: SourceFile, class_name: str) -> dict[str, Def]:
     return {}
 
 
-def imports(repo: RepoMap, file: SourceFile) -> dict[str, tuple[str, str]]:
-    """Local name -> (module file path or '', imported name or '' for a module) for the file's imports."""
-    def build() -> dict[str, tuple[str, str]]:
-        found: dict[str, tuple[str, str]] = {}
-        for node in file.tree.body:
-            if isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                for alias in node.names:
-                    as_module = resolve_module(repo, file, f"{base}.{alias.name}".strip("."), node.level)
-                    if as_module:
-                        found[alias.asname or alias.name] = (as_module, "")
-                    else:
-                        found[alias.asname or alias.name] = (resolve_module(repo, file, base, node.level), alias.name)
-            elif isinstance(node, ast.Import):
-                for alias in node.names:
-                    found[alias.asname or alias.name.split(".")[0]] = (
-                        resolve_module(repo, file, alias.name, 0) if alias.asname else "", "")
-        return found
-
-    return _memo(file, "imports", build)
-
-
-def resolve_module(repo: RepoMap, file: SourceFile, module: str, level: int) -> str:
-    """The repository path of `module` imported from `file` ('' when it is not in the repository)."""
-    parts = module.split(".") if module else []
-    if level:
-        base = posixpath.dirname(file.path)
-        for _ in range(level - 1):
-            base = posixpath.dirname(base)
-        stem = posixpath.join(base, *parts) if parts else base
-        candidates = [f"{stem}.py", posixpath.join(stem, "__init__.py")]
-        return next((c for c in candidates if c in repo.files), "")
-    stem = "/".join(parts)
-    for candidate in (f"{stem}.py", f"{stem}/__init__.py"):
-        if candidate in repo.files:
-            return candidate
-        for path in repo.files:  # src/ layouts
-            if path.endswith("/" + candidate):
-                return path
-    return ""
-
-
 def resolve_function(scope: Scope, func: ast.expr) -> tuple[SourceFile, Def] | None:
     """The `def` a call's function expression names: module functions, imported functions, `module.f`."""
-    if isinstance(func, ast.Name):
-        local = functions(scope.file).get(func.id)
-        if local:
-            return scope.file, local
-        path, name = imports(scope.repo, scope.file).get(func.id, ("", ""))
-        target = scope.repo.file(path) if path and name else None
-        if target and name in functions(target):
-            return target, functions(target)[name]
-    elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
-        path, name = imports(scope.repo, scope.file).get(func.value.id, ("", ""))
-        target = scope.repo.file(path) if path and not name else None
-        if target and func.attr in functions(target):
-            return target, functions(target)[func.attr]
-    return None
+    place = calls.resolve_call(scope.repo, scope.file, func)
+    target = scope.repo.file(place[0]) if place else None
+    return (target, functions(target)[place[1]]) if place and target else None
 
 
 def bind_arguments(call: ast.Call, function: Def, scope: Scope) -> dict[str, tuple[ast.expr, Scope]]:
@@ -504,59 +451,6 @@ def sql_verb(sql: str) -> str:
 
 # ---- which code runs on a request ----
 
-ROUTE_DECORATOR = re.compile(r"\.(route|get|post|put|patch|delete|api_route|websocket)$")
-
-
 def request_endpoint(repo: RepoMap, path: str, function: str, depth: int = 3) -> Any:
-    """The endpoint that runs `function` of `path`, itself or through up to `depth` levels of callers
-    (resolved through module functions and imports); None when no endpoint reaches it."""
-    seen: set[tuple[str, str]] = set()
-    frontier = [(path, function)]
-    for _ in range(depth + 1):
-        next_frontier: list[tuple[str, str]] = []
-        for where in frontier:
-            if where in seen:
-                continue
-            seen.add(where)
-            endpoint = repo.endpoint_of(*where) if repo.endpoints else _looks_like_endpoint(repo, *where)
-            if endpoint:
-                return endpoint
-            next_frontier.extend(callers(repo).get(where, ()))
-        frontier = next_frontier
-    return None
-
-
-def _looks_like_endpoint(repo: RepoMap, path: str, function: str) -> Any:
-    """Fallback while no endpoint map exists: a route decorator, or a Django-style `request` first argument."""
-    file = repo.file(path)
-    node = functions(file).get(function) if file else None
-    if node is None:
-        return None
-    if any(ROUTE_DECORATOR.search(dotted_name(d)) for d in node.decorator_list):
-        return node
-    args = node.args.args
-    return node if args and args[0].arg == "request" and "django" in (file.text if file else "") else None
-
-
-def callers(repo: RepoMap) -> dict[tuple[str, str], set[tuple[str, str]]]:
-    """(path, function) -> the module-level functions that call it or pass it as a callback."""
-    def build() -> dict[tuple[str, str], set[tuple[str, str]]]:
-        graph: dict[tuple[str, str], set[tuple[str, str]]] = {}
-        for file in repo.python_files():
-            try:
-                defs = functions(file)
-            except (SyntaxError, ValueError):
-                continue
-            for name, function in defs.items():
-                scope = Scope(repo, file, function)
-                for node in walk_function(function):
-                    refs: list[ast.expr] = []
-                    if isinstance(node, ast.Call):
-                        refs = [node.func, *[a for a in node.args if isinstance(a, ast.Name | ast.Attribute)]]
-                    for ref in refs:
-                        resolved = resolve_function(scope, ref)
-                        if resolved:
-                            graph.setdefault((resolved[0].path, resolved[1].name), set()).add((file.path, name))
-        return graph
-
-    return _memo(repo, "callers", build)
+    """The endpoint that runs `function` of `path`, itself or through up to `depth` levels of callers."""
+    return calls.endpoint_reaching(repo, path, function, depth)

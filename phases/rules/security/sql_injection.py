@@ -37,6 +37,7 @@ import ast
 from collections.abc import Iterable, Iterator
 
 from tuber.agent.models import RiskParts
+from tuber.phases.datamap.calls import endpoint_reaching
 from tuber.phases.datamap.repo import RepoMap
 from tuber.phases.fixes.bind_params import BindPlan, Style, bind
 from tuber.phases.rules.base import Example, Fix, Hit, SourceFile, enclosing_function, example, walk_with_parents
@@ -353,34 +354,8 @@ def _position(file: SourceFile, node: ast.AST) -> tuple[int, int]:
 
 def _reached_from(repo: RepoMap, path: str, function: str) -> str:
     """'GET /route' when the function is an endpoint, or is called from one (two calls deep at most)."""
-    frontier = {function}
-    for _ in range(3):
-        for name in frontier:
-            endpoint = repo.endpoint_of(path, name) if name == function else None
-            if endpoint is None:
-                endpoint = next((e for e in repo.endpoints if e.function == name), None)
-            if endpoint is not None:
-                return f"{'/'.join(endpoint.methods)} {endpoint.route}"
-        callers: set[str] = set()
-        for source in repo.python_files():
-            try:
-                tree = source.tree
-            except SyntaxError:
-                continue
-            for node in ast.walk(tree):
-                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name not in frontier and any(
-                        isinstance(c, ast.Call) and _called_name(c) in frontier for c in ast.walk(node)):
-                    callers.add(node.name)
-        if not callers:
-            return ""
-        frontier = callers
-    return ""
-
-
-def _called_name(call: ast.Call) -> str:
-    if isinstance(call.func, ast.Name):
-        return call.func.id
-    return call.func.attr if isinstance(call.func, ast.Attribute) else ""
+    endpoint = endpoint_reaching(repo, path, function, depth=2)
+    return f"{'/'.join(endpoint.methods)} {endpoint.route}" if endpoint else ""
 
 
 # ---- examples (run by tests/phases/rules/test_examples.py) ----
