@@ -313,9 +313,11 @@ def start(settings: Settings, stop_after: Phase | None = None, flags: dict[str, 
     """A new run on the repository's HEAD commit."""
     repository = GitRepository(settings.repo)
     state = RunState(run_id=new_run_id(), base_commit=repository.head, settings=flags or {})
-    run = Run(settings, repository, state, stop_after)
-    state.save(run.folder)
-    return run.execute()
+    with repository.run_lock():
+        repository.prune_stale_worktrees()
+        run = Run(settings, repository, state, stop_after)
+        state.save(run.folder)
+        return run.execute()
 
 
 def resume(settings_for: Any, repo: Path, run_id: str, stop_after: Phase | None = None) -> RunReport:
@@ -328,7 +330,7 @@ def resume(settings_for: Any, repo: Path, run_id: str, stop_after: Phase | None 
     state = RunState(**json.loads(state_file.read_text(encoding="utf-8")))
     if (folder / "report.json").is_file() and state.delivered:
         raise UnknownRun(f"run {run_id} already finished; see {folder / 'report.json'}")
-    run = Run(settings_for(state.settings), repository, state, stop_after)
-    if state.worktree and Path(state.worktree).exists():
-        run.drop_worktree()  # left by a killed process
-    return run.execute()
+    with repository.run_lock():
+        repository.prune_stale_worktrees()  # left by a killed process
+        state.worktree = ""
+        return Run(settings_for(state.settings), repository, state, stop_after).execute()

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 Layer = Literal["database", "api", "storage", "security"]
 Severity = Literal["CRITICAL", "HIGH", "MEDIUM", "LOW"]
@@ -23,6 +23,14 @@ IMPACT_THRESHOLD = 40.0
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_computed(cls, data: Any) -> Any:
+        """Computed fields (impact, score) are written to JSON; reading a checkpoint back recomputes them."""
+        if isinstance(data, dict) and cls.model_computed_fields:
+            return {k: v for k, v in data.items() if k not in cls.model_computed_fields}
+        return data
 
 
 class Scores(Frozen):

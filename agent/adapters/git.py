@@ -6,6 +6,7 @@ happens in a worktree Tuber adds and removes itself.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import uuid
@@ -76,9 +77,33 @@ class GitRepository:
             self._git("worktree", "add", "-q", str(path), branch)
         return path
 
+    def prune_stale_worktrees(self) -> None:
+        """Remove worktrees a killed run left under `.git/tuber/` (call only while holding the run lock)."""
+        listing = self._git("worktree", "list", "--porcelain")
+        for line in listing.splitlines():
+            if line.startswith("worktree ") and Path(line[9:]).resolve().is_relative_to(self.tuber_dir.resolve()):
+                self.remove_worktree(Path(line[9:]))
+        self._git("worktree", "prune")
+
+    @contextmanager
+    def run_lock(self) -> Iterator[None]:
+        """One Tuber run at a time per repository; a lock left by a dead process is taken over."""
+        lock = self.tuber_dir / "run.lock"
+        try:
+            holder = int(lock.read_text().strip() or 0) if lock.exists() else 0
+        except ValueError:
+            holder = 0
+        if holder and holder != os.getpid() and _alive(holder):
+            raise WorkspaceError(f"another tuber run (process {holder}) is working on this repository")
+        lock.write_text(str(os.getpid()))
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+
     def remove_worktree(self, path: Path) -> None:
         try:
-            self._git("worktree", "remove", "--force", str(path))
+            self._git("worktree", "remove", "--force", "--force", str(path))
         except WorkspaceError:
             shutil.rmtree(path, ignore_errors=True)
             self._git("worktree", "prune")
@@ -100,6 +125,16 @@ class GitRepository:
         except git.GitCommandError as error:
             detail = (error.stderr or "").strip().splitlines()
             raise WorkspaceError(f"git {args[0]} failed: {detail[-1] if detail else error}") from None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Worktree:
