@@ -32,6 +32,9 @@ LAYER_TITLE = {"database": "Database", "api": "API", "storage": "Storage", "secu
 # The spec's "performance_gain > 50" is an estimated improvement above 50%: a score of 6 or more.
 BIG_PERFORMANCE_GAIN = 6
 MAX_CRITICAL_RISK = 5
+# Breaking_Changes from the matrix's "response format changes" (4-6) up: an endpoint contract changes, which
+# spec 003's scope rule forbids unasked, so such a plan escalates whatever its averaged risk unless approved.
+CONTRACT_CHANGE = 4
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,11 @@ def plan(diagnosis: Diagnosis, repo: RepoMap, limits: PlanLimits, proposed: Iter
             continue
         if risk > limits.max_risk and not _approved(risk, limits):
             return Stop.at(StopCondition.RISK_TOO_HIGH, "plan", *_escalation(opportunity, tasks, risk, limits))
+        changes = [t for t in tasks if t.risk_parts.breaking_changes >= CONTRACT_CHANGE]
+        if changes and not _approved(risk, limits):
+            details = [f"task {t.id} changes an endpoint's response contract (Breaking_Changes "
+                       f"{t.risk_parts.breaking_changes}/10); approve with --approve-risk {risk}" for t in changes]
+            return Stop.at(StopCondition.RISK_TOO_HIGH, "plan", *details, *_escalation(opportunity, tasks, risk, limits))
         if any(not task.rollback.strip() for task in tasks):
             return Stop.at(StopCondition.NO_ROLLBACK, "plan", *_escalation(opportunity, tasks, risk, limits))
         ledger.extend(Considered(opportunity=o, reason="a higher-ranked opportunity was selected")

@@ -24,8 +24,12 @@ def archive():
 ```
 
 ## Fix safety
-No automatic fix yet: pagination changes what the endpoint returns by default, so it must follow the
-repository's own convention on sibling endpoints; reported for a reviewer with `fixable=False`.
+Pages the query the way the repository pages its sibling endpoints (its own helper such as `page_of()`
+or `page_args()`), else with Django's `Paginator` or optional `limit`/`offset` arguments (default 50, at
+most 100): see `_paginate.py`. Fixed only where the query is built inside the endpoint by an ORM. An
+endpoint answering with an envelope keeps it (a `len(rows)` total becomes a count of every row):
+Breaking_Changes 3. A bare list stays a list but is capped: a response change, Breaking_Changes 5, which
+PLAN escalates unless approved.
 Scores: `scored("unbounded_query")` (always on a request path).
 """
 
@@ -36,11 +40,13 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from tuber.phases.rules.base import Hit, SourceFile, dotted_name, example
+from tuber.phases.rules.api import _paginate
+from tuber.phases.rules.base import Fix, Hit, SourceFile, dotted_name, example
 from tuber.phases.rules.database import _queries as q
 from tuber.phases.rules.scoring import scored
 
 if TYPE_CHECKING:
+    from tuber.phases.datamap.model import Endpoint
     from tuber.phases.datamap.repo import RepoMap
 
 ID = "unbounded-query"
@@ -72,6 +78,7 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
                          f"{origin.model or 'matching'} row with no limit or pagination"),
                 scores=scored(CATEGORY), key=f"unbounded:{origin.model}:{file.segment(expr)[:60]}",
                 context=f"{' '.join(endpoint.methods)} {endpoint.route}",
+                fixable=_paginate.fixable(endpoint, origin, function, file),
             )
 
 
@@ -104,6 +111,64 @@ def _line(origin: q.Origin, expr: ast.expr, file: SourceFile) -> int:
     return expr.lineno
 
 
+
+# ---- fix (see _paginate.py) ----
+
+
+def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
+    """Page the endpoint's query the repository's way; None when no safe rewrite exists."""
+    located = _locate(hit, file, repo)
+    if located is None:
+        return None
+    endpoint, function, origin = located
+    rewritten = _paginate.rewrite(file.text, endpoint, origin, function, file)
+    if rewritten is None:
+        return None
+    text, risk, how = rewritten
+    change = "keeps its response shape" if risk.breaking_changes <= 3 else "returns at most one page by default"
+    return Fix(
+        files={file.path: text},
+        action=f"Paginate {hit.context or function.name} {how}",
+        rollback=f"git revert the commit (one endpoint in {file.path}; no schema or data change)",
+        risk=risk,
+        impact=(f"estimate: the response is bounded by one page instead of growing with the table; the endpoint "
+                f"{change}"),
+        test_requirement=(f"{hit.context or function.name} returns at most {_paginate.MAXIMUM} rows over a larger "
+                          "table, and the next page holds the following rows"),
+        safe=False,  # the default response holds one page, not every row
+    )
+
+
+def _locate(hit: Hit, file: SourceFile, repo: RepoMap) -> tuple[Endpoint, q.Def, q.Origin] | None:
+    """The endpoint, function and query origin `detect` reported at `hit`."""
+    endpoints = {e.function: e for e in repo.endpoints if e.path == file.path and e.is_list}
+    for function in (n for n in ast.walk(file.tree) if isinstance(n, q.Def) and n.name == hit.symbol):
+        endpoint = endpoints.get(function.name)
+        if endpoint is None:
+            continue
+        scope = q.Scope(repo, file, function)
+        for expr in _row_sources(function):
+            origin = q.trace(expr, scope)
+            if origin is not None and _unbounded(origin, repo) and _line(origin, expr, file) == hit.line:
+                return endpoint, function, origin
+    return None
+
+
+DJANGO_MODELS = "from django.db import models\n\nclass Book(models.Model):\n    title = models.CharField(max_length=10)\n"
+SA_MODELS = """
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Post(Base):
+    __tablename__ = "posts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str]
+"""
+
 VALID = [
     example('''
         from django.core.paginator import Paginator
@@ -116,10 +181,40 @@ VALID = [
             return JsonResponse({"results": [b.title for b in page.object_list]})
 
         urlpatterns = [path("books/", book_list)]
-        ''', extra={"models.py": "from django.db import models\n\nclass Book(models.Model):\n    title = models.CharField(max_length=10)\n"}),
+        ''', extra={"models.py": DJANGO_MODELS}),
 ]
 
 INVALID = [
+    example('''
+        from django.core.paginator import Paginator
+        from django.http import JsonResponse
+        from django.urls import path
+        from .models import Book
+
+        def page_of(request, queryset):
+            return Paginator(queryset, 25).get_page(request.GET.get("page"))
+
+        def book_list(request):
+            books = Book.objects.order_by("title")
+            return JsonResponse({"results": [b.title for b in books]})
+
+        urlpatterns = [path("books/", book_list)]
+        ''', '''
+        from django.core.paginator import Paginator
+        from django.http import JsonResponse
+        from django.urls import path
+        from .models import Book
+
+        def page_of(request, queryset):
+            return Paginator(queryset, 25).get_page(request.GET.get("page"))
+
+        def book_list(request):
+            books = page_of(request, Book.objects.order_by("title")).object_list
+            return JsonResponse({"results": [b.title for b in books]})
+
+        urlpatterns = [path("books/", book_list)]
+        ''', extra={'models.py': DJANGO_MODELS},
+            note="Django: the repository's own Paginator helper, used by sibling views"),
     example('''
         from django.http import JsonResponse
         from django.urls import path
@@ -130,5 +225,134 @@ INVALID = [
             return JsonResponse({"results": [b.title for b in books]})
 
         urlpatterns = [path("books/", book_list)]
-        ''', extra={"models.py": "from django.db import models\n\nclass Book(models.Model):\n    title = models.CharField(max_length=10)\n"}),
+        ''', '''
+        from django.core.paginator import Paginator
+        from django.http import JsonResponse
+        from django.urls import path
+        from .models import Book
+
+        def book_list(request):
+            books = Paginator(Book.objects.order_by("id"), 50).get_page(request.GET.get("page")).object_list
+            return JsonResponse({"results": [b.title for b in books]})
+
+        urlpatterns = [path("books/", book_list)]
+        ''', extra={'models.py': DJANGO_MODELS},
+            note='Django without a helper: Paginator, 50 a page'),
+    example('''
+        from flask import Blueprint, current_app, jsonify, request
+        from sqlalchemy import select
+
+        from .extensions import db
+        from .models import Post
+
+        bp = Blueprint("posts", __name__)
+
+
+        def page_args():
+            page = max(request.args.get("page", 1, type=int), 1)
+            return page, min(request.args.get("per_page", 20, type=int), 100)
+
+
+        @bp.get("/posts")
+        def list_posts():
+            page, per_page = page_args()
+            return jsonify([p.title for p in db.paginate(select(Post), page=page, per_page=per_page).items])
+
+
+        @bp.get("/titles")
+        def titles():
+            stmt = select(Post.id, Post.title).order_by(Post.id)
+            rows = db.session.execute(stmt).all()
+            return jsonify({"titles": [r.title for r in rows], "total": len(rows)})
+        ''', '''
+        from flask import Blueprint, current_app, jsonify, request
+        from sqlalchemy import func, select
+
+        from .extensions import db
+        from .models import Post
+
+        bp = Blueprint("posts", __name__)
+
+
+        def page_args():
+            page = max(request.args.get("page", 1, type=int), 1)
+            return page, min(request.args.get("per_page", 20, type=int), 100)
+
+
+        @bp.get("/posts")
+        def list_posts():
+            page, per_page = page_args()
+            return jsonify([p.title for p in db.paginate(select(Post), page=page, per_page=per_page).items])
+
+
+        @bp.get("/titles")
+        def titles():
+            page, per_page = page_args()
+            stmt = select(Post.id, Post.title).order_by(Post.id)
+            rows = db.session.execute(stmt.limit(per_page).offset((page - 1) * per_page)).all()
+            return jsonify({"titles": [r.title for r in rows], "total": db.session.scalar(select(func.count()).select_from(stmt.subquery()))})
+        ''', extra={'models.py': SA_MODELS, 'extensions.py': 'db = None\n'},
+            note="Flask: the sibling's page_args(); a len(rows) total becomes a count of every row"),
+    example('''
+        from flask import Blueprint, jsonify
+        from sqlalchemy import select
+
+        from .extensions import db
+        from .models import Post
+
+        bp = Blueprint("posts", __name__)
+
+
+        @bp.get("/posts")
+        def list_posts():
+            posts = db.session.scalars(select(Post).order_by(Post.id)).all()
+            return jsonify({"posts": [p.title for p in posts]})
+        ''', '''
+        from flask import Blueprint, jsonify, request
+        from sqlalchemy import select
+
+        from .extensions import db
+        from .models import Post
+
+        bp = Blueprint("posts", __name__)
+
+
+        @bp.get("/posts")
+        def list_posts():
+            limit = min(max(request.args.get("limit", 50, type=int), 1), 100)
+            offset = max(request.args.get("offset", 0, type=int), 0)
+            posts = db.session.scalars(select(Post).order_by(Post.id).limit(limit).offset(offset)).all()
+            return jsonify({"posts": [p.title for p in posts]})
+        ''', extra={'models.py': SA_MODELS, 'extensions.py': 'db = None\n'},
+            note='Flask without a helper: optional limit (default 50, at most 100) and offset'),
+    example('''
+        from fastapi import Depends, FastAPI
+        from sqlalchemy import select
+        from sqlalchemy.orm import Session
+
+        from .db import get_session
+        from .models import Post
+
+        app = FastAPI()
+
+
+        @app.get("/posts")
+        def list_posts(session: Session = Depends(get_session)):
+            return [p.title for p in session.scalars(select(Post).order_by(Post.id))]
+        ''', '''
+        from fastapi import Depends, FastAPI, Query
+        from sqlalchemy import select
+        from sqlalchemy.orm import Session
+
+        from .db import get_session
+        from .models import Post
+
+        app = FastAPI()
+
+
+        @app.get("/posts")
+        def list_posts(session: Session = Depends(get_session), limit: int = Query(50, ge=1, le=100), offset: int = Query(0, ge=0)):
+            return [p.title for p in session.scalars(select(Post).order_by(Post.id).limit(limit).offset(offset))]
+        ''', extra={'models.py': SA_MODELS, 'db.py': 'def get_session():\n    pass\n'},
+            note='FastAPI: Query parameters; a bare list stays a list but is capped (Breaking_Changes 5)'),
 ]

@@ -66,5 +66,5 @@ def test_only_the_unbounded_collection_endpoint_is_reported() -> None:
     sources = {p: SourceFile(path=p, text=textwrap.dedent(t), language=language_of(p)) for p, t in files.items()}
     repo = RepoMap(root=Path("/nonexistent"), files=sources, orm="sqlalchemy")  # type: ignore[arg-type]
     found = list(unbounded_query.detect(repo.files["blog/views.py"], repo))
-    assert [(h.line, h.fixable) for h in found] == [(13, False)]
+    assert [(h.line, h.fixable) for h in found] == [(13, True)]  # capped bare list: fixable, escalated by PLAN
     assert "/api/archive" in found[0].message
