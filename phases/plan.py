@@ -55,30 +55,40 @@ def task_priority(finding: Finding, risk: int, added: int) -> float:
     impact = max(finding.scores.performance_gain, finding.scores.security_level)
     safety = 11 - risk
     complexity = min(10, max(1, math.ceil(added / 10)))
-    return impact * URGENCY[finding.severity] * safety / complexity
+    return float(impact * URGENCY[finding.severity] * safety / complexity)
 
 
 def draft_tasks(opportunity: Opportunity, findings: dict[str, Finding], repo: RepoMap, limits: PlanLimits,
                 ) -> tuple[list[MicroTask], list[str]]:
     """Dry-run each fixable finding's fix in order (later fixes see earlier edits); tasks and why others were left."""
+    tasks, left = _draft(opportunity, findings, repo, limits)
+    return tasks, [note for _, note in left]
+
+
+def _draft(opportunity: Opportunity, findings: dict[str, Finding], repo: RepoMap, limits: PlanLimits,
+           ) -> tuple[list[MicroTask], list[tuple[str, str]]]:
+    """The tasks, and (fingerprint, why) for each finding of the opportunity left out of them."""
     drafted: list[tuple[Finding, Fix, int]] = []
-    notes: list[str] = []
+    notes: list[tuple[str, str]] = []
     budget = limits.max_lines - JOURNAL_RESERVE
     current = repo
     for fp in opportunity.fingerprints:
         finding = findings[fp]
+        where = f"{finding.path}:{finding.line}"
         if not finding.fixable:
+            notes.append((fp, f"{where}: no deterministic fix"))
             continue
         if len(drafted) == MAX_TASKS:
-            notes.append(f"{finding.path}:{finding.line}: left for a later run (at most {MAX_TASKS} tasks)")
+            notes.append((fp, f"{where}: left for a later run (at most {MAX_TASKS} tasks)"))
             continue
         fix, reason = propose(finding, current, limits.protected_paths)
         if fix is None:
-            notes.append(f"{finding.path}:{finding.line}: {reason}")
+            notes.append((fp, f"{where}: {reason}"))
             continue
         added, _ = fix_size(fix, current)
         if added > budget:
-            notes.append(f"{finding.path}:{finding.line}: its fix adds {added} lines, over the {budget} left")
+            # dropped whole, never truncated; it claims nothing and is reported in the ledger
+            notes.append((fp, f"{where}: its fix adds {added} lines, over the {budget} left in the line budget"))
             continue
         budget -= added
         drafted.append((finding, fix, added))
@@ -126,8 +136,9 @@ def plan(diagnosis: Diagnosis, repo: RepoMap, limits: PlanLimits, proposed: Iter
         if branch_name(opportunity) in existing:
             ledger.append(Considered(opportunity=opportunity, reason=f"already proposed on {branch_name(opportunity)}"))
             continue
-        tasks, notes = draft_tasks(opportunity, findings, repo, limits)
+        tasks, left = _draft(opportunity, findings, repo, limits)
         if not tasks:
+            notes = [note for _, note in left]
             reason = "no deterministic fix can be applied" + (f": {'; '.join(notes)}" if notes else "")
             ledger.append(Considered(opportunity=opportunity, reason=reason))
             continue
@@ -151,12 +162,22 @@ def plan(diagnosis: Diagnosis, repo: RepoMap, limits: PlanLimits, proposed: Iter
             return Stop.at(StopCondition.RISK_TOO_HIGH, "plan", *details, *_escalation(opportunity, tasks, risk, limits))
         if any(not task.rollback.strip() for task in tasks):
             return Stop.at(StopCondition.NO_ROLLBACK, "plan", *_escalation(opportunity, tasks, risk, limits))
+        ledger.extend(_left_out(opportunity, left))
         ledger.extend(Considered(opportunity=o, reason="a higher-ranked opportunity was selected")
                       for o in ranked[position + 1:])
         return Plan(opportunity=opportunity, tasks=tuple(tasks), risk=risk, line_budget=limits.max_lines,
                     considered=tuple(ledger))
     return Stop.at(StopCondition.NO_CLEAR_WIN, "plan", *(f"{c.opportunity.title}: {c.reason}" for c in ledger
                                                          if c.opportunity.impact >= IMPACT_THRESHOLD))
+
+
+def _left_out(opportunity: Opportunity, left: list[tuple[str, str]]) -> list[Considered]:
+    """The selected opportunity's findings no task covers, as one ledger entry: they stay for a later run."""
+    if not left:
+        return []
+    rest = opportunity.model_copy(update={"fingerprints": tuple(fp for fp, _ in left),
+                                          "title": f"{opportunity.title} (the findings left out of this run)"})
+    return [Considered(opportunity=rest, reason="; ".join(note for _, note in left))]
 
 
 def _approved(risk: int, limits: PlanLimits) -> bool:
