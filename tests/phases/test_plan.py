@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from tests.helpers import git, make_repo
 from tuber.agent.models import Diagnosis, Opportunity, Plan, Scores, Stop, StopCondition
 from tuber.phases.datamap.repo import RepoMap, load_repo
 from tuber.phases.diagnose import diagnose
 from tuber.phases.fixing import fix_size, propose
 from tuber.phases.plan import JOURNAL_RESERVE, MAX_TASKS, PlanLimits, branch_name, plan, selection
+
+from tests.helpers import git, make_repo
 
 
 def notes_app(lookups: int = 3) -> dict[str, str]:
@@ -36,8 +36,8 @@ def notes_app(lookups: int = 3) -> dict[str, str]:
     web += ["    return jsonify([dict(r) for r in rows])"]
     test = ["from notes import store", "", "", "def test_every_lookup_finds_the_note():",
             '    conn = store.connect(":memory:")',
-            f'    conn.execute("INSERT INTO notes ({", ".join(columns)}) VALUES ({", ".join("?" * len(columns))})", '
-            f"{tuple('v' + c for c in columns)!r})"]
+            (f'    conn.execute("INSERT INTO notes ({", ".join(columns)}) VALUES ({", ".join("?" * len(columns))})", '
+            f"{tuple('v' + c for c in columns)!r})")]
     test += [f'    assert len(store.by_{c}(conn, "v{c}")) == 1' for c in columns]
     return {"notes/__init__.py": "", "notes/store.py": "\n".join(store) + "\n", "notes/web.py": "\n".join(web) + "\n",
             "tests/test_store.py": "\n".join(test) + "\n"}
@@ -178,7 +178,7 @@ def test_lower_ranked_opportunities_are_recorded_as_not_selected(tmp_path: Path)
 def tuber_run(repo: Path, report: Path, *flags: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "tuber.agent.cli", "run", "--repo", str(repo), "--offline",
                            "--report", str(report), "--python", sys.executable, *flags],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, check=False)
 
 
 def test_tuber_run_escalates_above_max_risk_with_a_report_and_no_branch(tmp_path: Path) -> None:
