@@ -43,6 +43,12 @@ def test_run_leaves_a_verified_branch_and_touches_nothing(notes: Path, tmp_path:
     branch = report["branch"]
     assert branch.startswith("tuber/")
     assert git(notes, "rev-list", "--count", f"main..{branch}").strip() == "1"
+    assert report["opportunity"]["category"] == "sql_injection"
+    diff = git(notes, "diff", "main", branch, "--", "notekeeper")
+    removed = [line for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
+    added_code = [line for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    assert any("%" in line or ".format" in line or "{" in line for line in removed)
+    assert any("?" in line for line in added_code)
     added = sum(int(line.split("\t")[0]) for line in git(notes, "diff", "--numstat", "main", branch).splitlines())
     assert 0 < added <= 150 and report["lines_changed"] == added
     assert any(check["passed"] for check in report["verification"]["checks"])
