@@ -58,6 +58,7 @@ def _context(plan: Plan, patch: Patch, evidence: Evidence, diagnosis: Diagnosis)
     opportunity = plan.opportunity
     breaking = max((i["task"].risk_parts.breaking_changes for i in applied), default=1)
     roundtrips = [m for m in evidence.measurements if "round trip" in m.name.lower()]
+    rollbacks = [c for c in evidence.checks if c.name.startswith("rollback") and c.passed]  # VERIFY's rollback check
     return {
         "opportunity": opportunity, "plan": plan, "tasks": applied, "dropped": dropped,
         "layer_title": LAYER_TITLE[opportunity.layer], "category_title": words(opportunity.category)["name"],
@@ -69,7 +70,7 @@ def _context(plan: Plan, patch: Patch, evidence: Evidence, diagnosis: Diagnosis)
         "performance": opportunity.layer in ("database", "api"),
         "files": patch.files, "lines_added": patch.lines_added, "lines_deleted": patch.lines_deleted,
         "considered": plan.considered, "short_commit": patch.head_commit[:10],
-        "rollback_checked": "; ".join(f"{m.name}: {m.after}" for m in roundtrips),
+        "rollback_checked": "; ".join([*(f"{m.name}: {m.after}" for m in roundtrips), *(c.detail for c in rollbacks)]),
     }
 
 

@@ -3,6 +3,10 @@
 Safety net per task: every patched Python file parses; the finding the task claims is gone when the patched
 files are re-diagnosed; no new finding appears; the line budget holds; protected paths are never written.
 A task that fails any of these is dropped and reported, never truncated; a dropped task claims nothing.
+
+Nanotask tests (phases/nanotests): when the machine passes `proving`, each applied fix also gets its
+regression guard if one can be generated, fits the budget left after the fix, passes on the branch and
+fails on the base commit; it is committed with its task. Otherwise the fix ships without one.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import structlog
-
 from tuber.agent.adapters.git import Worktree
-from tuber.agent.models import Diagnosis, MicroTask, Patch, Plan, Stop, StopCondition, TaskResult
+from tuber.agent.models import Diagnosis, Finding, MicroTask, Patch, Plan, Stop, StopCondition, TaskResult
+from tuber.phases import nanotests
 from tuber.phases.datamap.repo import RepoMap
 from tuber.phases.diagnose import scan
 from tuber.phases.fixing import fix_size, propose
@@ -46,8 +50,11 @@ def safety_problem(task: MicroTask, fix: Fix, before: RepoMap, after: RepoMap) -
 
 
 def implement(plan: Plan, diagnosis: Diagnosis, worktree: Worktree, base_commit: str, branch: str,
-              load: Callable[[Path], RepoMap], protected_paths: tuple[str, ...] = ()) -> Patch | Stop:
-    """Apply the plan's tasks in order; commit each applied one; drop the ones that fail the safety net."""
+              load: Callable[[Path], RepoMap], protected_paths: tuple[str, ...] = (),
+              proving: nanotests.Proving | None = None) -> Patch | Stop:
+    """Apply the plan's tasks in order; commit each applied one; drop the ones that fail the safety net.
+
+    With `proving`, each applied fix is followed by its nanotask test where one proves (see module doc)."""
     findings = {f.fingerprint: f for f in diagnosis.findings}
     budget = plan.line_budget - JOURNAL_RESERVE
     results: list[TaskResult] = []
@@ -68,10 +75,17 @@ def implement(plan: Plan, diagnosis: Diagnosis, worktree: Worktree, base_commit:
         worktree.write(fix.files)
         for path in fix.deleted:
             (worktree.path / path).unlink(missing_ok=True)
+        files = dict(fix.files)
+        if proving is not None:
+            guard = _guard(task, fix, findings, load(worktree.path), worktree, proving, budget - added)
+            if guard is not None:
+                worktree.write(guard)
+                files.update(guard)
+                added += sum(len(text.splitlines()) for text in guard.values())
         commit = worktree.commit_all(f"tuber: task {task.id}: {task.action}")
         budget -= added
         results.append(TaskResult(task_id=task.id, status="applied", lines=added, commit=commit,
-                                  files=tuple(sorted(fix.files))))
+                                  files=tuple(sorted(files))))
         log.info("task applied", task=task.id, lines=added)
     if not any(r.status == "applied" for r in results):
         return Stop.at(StopCondition.ALL_TASKS_DROPPED, "implement", *(f"task {r.task_id}: {r.reason}" for r in results))
@@ -81,7 +95,26 @@ def implement(plan: Plan, diagnosis: Diagnosis, worktree: Worktree, base_commit:
                  lines_deleted=sum(c.deleted for c in changes))
 
 
-def _attempt(task: MicroTask, findings: dict, current: RepoMap, protected_paths: tuple[str, ...],
+def _guard(task: MicroTask, fix: Fix, findings: dict[str, Finding], after: RepoMap, worktree: Worktree,
+           proving: nanotests.Proving, room: int) -> dict[str, str] | None:
+    """The task's nanotask test as {path: text}, when one is generated, fits `room` lines and proves itself."""
+    finding = findings.get(task.fingerprints[0]) if task.fingerprints else None
+    if finding is None:
+        return None
+    candidates, reason = nanotests.drafts(fix, finding, after)
+    for candidate in candidates:
+        if candidate.lines > room:
+            reason = f"its nanotask test needs {candidate.lines} lines, {room} are left in the budget"
+            break
+        text, reason = nanotests.prove(candidate, worktree.path, proving)
+        if text is not None:
+            log.info("nanotask test kept", task=task.id, path=candidate.path)
+            return {candidate.path: text}
+    log.info("no nanotask test", task=task.id, reason=reason)
+    return None
+
+
+def _attempt(task: MicroTask, findings: dict[str, Finding], current: RepoMap, protected_paths: tuple[str, ...],
              budget: int) -> tuple[str, Fix | None]:
     fix: Fix | None = None
     reason = ""
@@ -92,7 +125,7 @@ def _attempt(task: MicroTask, findings: dict, current: RepoMap, protected_paths:
         if fix is None:
             return reason, None
     assert fix is not None
-    added, deleted = fix_size(fix, current)
+    added, _ = fix_size(fix, current)
     if added > budget:
         return f"its fix adds {added} lines, over the {budget} left in the budget", None
     problem = safety_problem(task, fix, current, current.with_files(fix.files))

@@ -43,6 +43,9 @@ from tuber.phases.verification.suite import CheckRun, run_check
 log = structlog.get_logger(__name__)
 
 QUERY_COUNT_HOW = "pytest plugin counting SQL statements per test (test body only), 1 run each"
+QUERY_COUNT_LAYERS = ("database", "api")
+# Fixes in those layers whose purpose is not to change how many statements run.
+NOT_QUERY_FIXES = frozenset({"missing_auth", "missing_rate_limit", "missing_input_validation", "sensitive_data_exposure"})
 
 
 @dataclass(frozen=True)
@@ -87,12 +90,15 @@ def verify(
             check, check_notes = _judge(before, after, applied, workspace, scratch, sandbox, timeout, blame)
             results.append(check)
             notes.extend(check_notes)
-        measurements = _query_counts(next(r for r in base if r.check.tests), next(r for r in branch if r.check.tests))
+        measurements, count_notes = _query_counts(
+            next(r for r in base if r.check.tests), next(r for r in branch if r.check.tests), plan)
+        notes.extend(count_notes)
         context = Context(
             plan=plan, patch=patch, findings=findings, applied=applied, branch_dir=workspace.branch_dir,
             checkout=workspace.checkout, settings=settings, sandbox=sandbox, scratch=scratch,
         )
         proof = merge(_prove(context, logger))
+        rollback = _rollback(context, proof, suite_base, logger)
     for task_id, reason in proof.failed.items():
         blame.setdefault(task_id, []).append(reason)
     verdicts = tuple(
@@ -101,7 +107,7 @@ def verify(
     )
     logger.info("verify.done", checks=len(results), failed_tasks=sorted(blame))
     return Evidence(
-        checks=(*results, *proof.checks), measurements=(*measurements, *proof.measurements),
+        checks=(*results, *proof.checks, *rollback), measurements=(*measurements, *proof.measurements),
         verdicts=verdicts, notes=(*notes, *proof.notes),
     )
 
@@ -118,6 +124,20 @@ def _prove(context: Context, logger: structlog.typing.FilteringBoundLogger) -> l
             logger.warning("verify.prover_failed", prover=prover.__name__, error=str(error))
             proofs.append(Proof(notes=(f"{prover.__name__}: could not run ({type(error).__name__}: {error})",)))
     return proofs
+
+
+def _rollback(context: Context, proof: Proof, suite_base: CheckRun,
+              logger: structlog.typing.FilteringBoundLogger) -> tuple[Check, ...]:
+    """The rollback Check (revert + down migrations), or nothing when it cannot be run."""
+    from tuber.phases.verification.rollback import rollback_check
+
+    passed = sum(outcome == "passed" for outcome in suite_base.outcomes.values())
+    try:
+        check = rollback_check(context, proof.checks, f"{passed}/{len(suite_base.outcomes)} tests passed")
+    except Exception as error:  # noqa: BLE001 - an unverifiable rollback is not a lost run
+        logger.warning("verify.rollback_failed", error=str(error))
+        return ()
+    return (check,) if check else ()
 
 
 def _judge(
@@ -193,21 +213,28 @@ def _attribute(
     return culprits, sorted(remaining)
 
 
-def _query_counts(base: CheckRun, branch: CheckRun) -> list[Measurement]:
-    """A Measurement for each test that passed on both sides and ran a different number of queries."""
-    measurements = []
+def _query_counts(base: CheckRun, branch: CheckRun, plan: Plan) -> tuple[list[Measurement], list[str]]:
+    """One Measurement per test that passed on both sides and ran a different number of queries.
+
+    Query counts are the headline only for fixes meant to change them (database/API performance); for other
+    fixes (security: a login check adds its own queries) the changes are notes."""
+    measurements, changed = [], []
     for test, after in sorted(branch.queries.items()):
         before = base.queries.get(test)
         if before is None or before.get("outcome") != "passed" or after.get("outcome") != "passed":
             continue
-        # Reads are shown beside the total: a test's own inserts can hide an N+1 drop in the total.
-        for key, label in (("queries", "queries"), ("selects", "SELECT queries")):
-            if before.get(key, 0) != after.get(key, 0):
-                measurements.append(Measurement(
-                    name=f"{test}: {label}", before=int(before.get(key, 0)), after=int(after.get(key, 0)),
-                    how=QUERY_COUNT_HOW, unit="queries",
-                ))
-    return measurements
+        old, new = int(before.get("queries", 0)), int(after.get("queries", 0))
+        if old == new:
+            continue
+        changed.append(f"{test}: {old} -> {new}")
+        # Reads beside the total: a test's own inserts can hide an N+1 drop in the total.
+        reads = f"; of which SELECT: {before.get('selects', 0)} -> {after.get('selects', 0)}"
+        measurements.append(Measurement(name=f"{test}: queries", before=old, after=new,
+                                        how=QUERY_COUNT_HOW + reads, unit="queries"))
+    if plan.opportunity.layer in QUERY_COUNT_LAYERS and plan.opportunity.category not in NOT_QUERY_FIXES:
+        return measurements, []
+    notes = [f"query counts changed in {len(changed)} test(s) (not what this fix is about): {'; '.join(changed[:10])}"]
+    return [], notes if changed else []
 
 
 def _tail(text: str, lines: int = 30) -> str:

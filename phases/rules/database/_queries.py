@@ -11,7 +11,6 @@ is bounded, and which expression builds the query (what a fix edits).
 from __future__ import annotations
 
 import ast
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,11 +19,20 @@ from tuber.phases.datamap import calls
 from tuber.phases.datamap.calls import callers, functions, imports
 from tuber.phases.datamap.model import Model, Relationship
 from tuber.phases.rules.base import SourceFile, dotted_name
+from tuber.phases.rules.database._sqltext import (
+    constant_string,
+    django_eager_paths,
+    has_limit,
+    is_select,
+    sa_eager_paths,
+    sql_verb,
+)
 
 if TYPE_CHECKING:
     from tuber.phases.datamap.repo import RepoMap
 
-__all__ = ["callers", "functions", "imports"]  # re-exported for the layer's rules, beside this module's own
+__all__ = ["callers", "constant_string", "django_eager_paths", "functions", "has_limit", "imports", "is_select",
+           "sa_eager_paths", "sql_verb"]  # re-exported for the layer's rules, beside this module's own
 
 Def = ast.FunctionDef | ast.AsyncFunctionDef
 MAX_DEPTH = 6
@@ -282,7 +290,7 @@ def _trace_call(call: ast.Call, scope: Scope) -> Origin | None:
         origin = trace(call.args[0], scope)
         if origin is None and isinstance(call.args[0], ast.Constant | ast.JoinedStr | ast.BinOp | ast.Name):
             sql = constant_string(call.args[0], scope)
-            origin = Origin("raw", sql=sql, bounded=has_limit(sql)) if _is_select(sql) else None
+            origin = Origin("raw", sql=sql, bounded=has_limit(sql)) if is_select(sql) else None
         if origin and method == "paginate":
             origin = replace(origin, bounded=True, paginated=True)
         if origin and method == "scalar":
@@ -354,99 +362,6 @@ def _last_execute(scope: Scope, cursor: str, line: int) -> ast.expr | None:
                 and (best is None or node.lineno > best.lineno)):
             best = node
     return best
-
-
-# ---- eager-loading options ----
-
-
-def sa_eager_paths(args: list[ast.expr], scope: Scope) -> frozenset[str]:
-    """Paths eager-loaded by `.options(...)` arguments, following module-level loader constants."""
-    paths: set[str] = set()
-    for arg in args:
-        if isinstance(arg, ast.Name):
-            found = assignment_before(scope, arg.id, getattr(arg, "lineno", 10**9))
-            if found:
-                paths |= sa_eager_paths([found[0]], found[1])
-            continue
-        if isinstance(arg, ast.Starred):
-            continue
-        chain: list[ast.Call] = []
-        node: ast.expr = arg
-        while isinstance(node, ast.Call):
-            chain.append(node)
-            node = node.func.value if isinstance(node.func, ast.Attribute) else node.func
-        prefix: list[str] = []
-        for link in reversed(chain):
-            loader = dotted_name(link.func).rsplit(".", 1)[-1]
-            if loader not in PATH_LOADERS or loader == "Load":
-                continue
-            for attr in link.args:
-                prefix.append(_attribute_name(attr))
-                if loader in EAGER_LOADERS:
-                    paths.add(".".join(prefix))
-    return frozenset(p for p in paths if p)
-
-
-def _attribute_name(node: ast.expr) -> str:
-    if isinstance(node, ast.Attribute):
-        return node.attr
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return node.value
-    return ""
-
-
-def django_eager_paths(call: ast.Call, scope: Scope, method: str) -> frozenset[str]:
-    paths: set[str] = set()
-    if method == "select_related" and not call.args:
-        paths.add("*")
-    for arg in call.args:
-        if isinstance(arg, ast.Call) and dotted_name(arg.func).endswith("Prefetch") and arg.args:
-            arg = arg.args[0]
-        text = constant_string(arg, scope)
-        parts = text.split("__") if text else []
-        paths.update(".".join(parts[: i + 1]) for i in range(len(parts)))
-    return frozenset(paths)
-
-
-# ---- SQL text ----
-
-
-def constant_string(node: ast.expr, scope: Scope) -> str:
-    """The literal text of a string expression: constants, module constants, concatenations, f-strings
-    (placeholders become `?`), `text("...")`, `"...".format(...)`."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return node.value
-    if isinstance(node, ast.JoinedStr):
-        return "".join(v.value if isinstance(v, ast.Constant) else (
-            constant_string(v.value, scope) if isinstance(v, ast.FormattedValue) else "?") or "?"
-            for v in node.values)
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Mod):
-        left = constant_string(node.left, scope)
-        return left + (constant_string(node.right, scope) if isinstance(node.op, ast.Add) else "")
-    if isinstance(node, ast.Name) and scope.depth <= MAX_DEPTH:
-        found = assignment_before(scope, node.id, getattr(node, "lineno", 10**9))
-        if found and found[0] is not node:
-            return constant_string(found[0], Scope(scope.repo, found[1].file, found[1].function, {}, scope.depth + 1))
-    if isinstance(node, ast.Call):
-        name = dotted_name(node.func).rsplit(".", 1)[-1]
-        if name == "text" and node.args:
-            return constant_string(node.args[0], scope)
-        if isinstance(node.func, ast.Attribute) and name in ("format", "bindparams", "columns", "strip", "replace"):
-            return constant_string(node.func.value, scope)
-    return ""
-
-
-def _is_select(sql: str) -> bool:
-    return bool(re.match(r"\s*(\(\s*)?(SELECT|WITH)\b", sql, re.IGNORECASE))
-
-
-def has_limit(sql: str) -> bool:
-    return bool(re.search(r"\bLIMIT\b|\bFETCH\s+FIRST\b|\bTOP\s*\(?\d", sql, re.IGNORECASE))
-
-
-def sql_verb(sql: str) -> str:
-    match = re.match(r"\s*(\w+)", sql)
-    return match.group(1).upper() if match else ""
 
 
 # ---- which code runs on a request ----

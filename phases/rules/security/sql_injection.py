@@ -248,7 +248,8 @@ def _hit(file: SourceFile, repo: RepoMap, call: ast.Call, parents: tuple[ast.AST
     return Hit(
         line=call.lineno, end_line=call.end_lineno or call.lineno, message=message, scores=scored(CATEGORY),
         symbol=symbol, key=f"{sink}:{','.join(values)}", fixable=fixable, context=context,
-        data={"plan": plan if fixable else None, "values": values},
+        # origins ("request data", "parameter `name`"): VERIFY's injection probe picks how to drive the path.
+        data={"plan": plan if fixable else None, "values": values, "origins": origins},
     )
 
 
