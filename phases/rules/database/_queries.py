@@ -247,7 +247,10 @@ def _trace_attribute(expr: ast.Attribute, scope: Scope) -> Origin | None:
         prefix = expr.attr + "."
         eager = frozenset(p[len(prefix):] for p in parent.eager if p.startswith(prefix))
         many = rel.kind in ("one_to_many", "many_to_many")
-        return Origin(parent.framework, rel.target, eager=eager, single=not many, bounded=True)
+        # a Django related manager is a queryset a fix can extend; an SQLAlchemy collection is a list
+        builder = expr if parent.framework == "django" and many else None
+        return Origin(parent.framework, rel.target, eager=eager, single=not many, bounded=True, builder=builder,
+                      path=scope.file.path if builder is not None else "")
     if expr.attr in PAGINATION_ATTRS:
         return replace(parent, single=False, bounded=True, paginated=True)
     return None
@@ -266,7 +269,11 @@ def _trace_call(call: ast.Call, scope: Scope) -> Origin | None:
             origin = trace(call.args[0], scope)
             return replace(origin, bounded=True, paginated=True) if origin else None
         if name in ("get_object_or_404", "get_list_or_404") and call.args:
-            origin = trace(call.args[0], scope)
+            spelled = dotted_name(call.args[0])
+            model_name = spelled.rsplit(".", 1)[-1]
+            origin = (Origin("django", model_name, path=scope.file.path, model_expr=spelled)
+                      if model_name in known and isinstance(call.args[0], ast.Name | ast.Attribute)
+                      else trace(call.args[0], scope))
             return replace(origin, single=name == "get_object_or_404") if origin else None
         if name == "text" and call.args:
             sql = constant_string(call.args[0], scope)
@@ -314,7 +321,11 @@ def _trace_call(call: ast.Call, scope: Scope) -> Origin | None:
         return parent
     builders = DJANGO_BUILDERS if parent.framework == "django" else SA_BUILDERS
     if method not in builders:
-        return None
+        custom = _custom_queryset_method(parent, method, scope) if parent.framework == "django" else None
+        if custom is None:
+            return None
+        return replace(parent, eager=parent.eager | custom,
+                       builder=call if parent.builder is not None else None, path=scope.file.path)
     # the outermost builder call is what a fix extends (a helper's shared query stays untouched)
     origin = replace(parent, builder=call, path=scope.file.path) if parent.builder is not None else parent
     if method in ("options",):
@@ -326,6 +337,31 @@ def _trace_call(call: ast.Call, scope: Scope) -> Origin | None:
     elif method in ("values", "values_list", "add_columns"):
         origin = replace(origin, columns=True)
     return origin
+
+
+def _custom_queryset_method(parent: Origin, method: str, scope: Scope) -> frozenset[str] | None:
+    """Eager paths a custom QuerySet/Manager method of the rows' model adds (`with_people()` doing
+    `select_related("doctor")`), or None when the model's module defines no such method."""
+    model = models(scope.repo).get(parent.model)
+    file = scope.repo.file(model.path) if model else None
+    if file is None:
+        return None
+    for node in file.tree.body:
+        if not (isinstance(node, ast.ClassDef)
+                and any(dotted_name(b).endswith(("QuerySet", "Manager")) for b in node.bases)):
+            continue
+        function = next((n for n in node.body if isinstance(n, Def) and n.name == method), None)
+        if function is None:
+            continue
+        inner = Scope(scope.repo, file, function, {}, scope.depth + 1)
+        eager: set[str] = set()
+        for call in walk_function(function):
+            name = call.func.attr if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) else ""
+            if name in ("select_related", "prefetch_related"):
+                assert isinstance(call, ast.Call)
+                eager |= django_eager_paths(call, inner, name)
+        return frozenset(eager)
+    return None
 
 
 def _is_method_on_value(func: ast.Attribute, scope: Scope) -> bool:

@@ -173,7 +173,8 @@ def _scan(body: Iterable[ast.AST], bound: Bound, row_names: set[str], scope: q.S
                 lazy_h, rows_h = _scan_helper(node, resolve, scope, eager, depth)
                 lazy += lazy_h
                 per_row += rows_h
-            if _is_row_query(node, row_names | set(bound), scope):
+            if _is_row_query(node, row_names | set(bound), scope) or (
+                    depth < MAX_HELPER_DEPTH and _helper_reads(node, row_names | set(bound), scope)):
                 per_row.append(node.lineno)
     return lazy, per_row
 
@@ -236,6 +237,24 @@ def _is_row_query(call: ast.Call, names: set[str], scope: q.Scope) -> bool:
         return False
     origin = q.trace(call, scope)
     return origin is not None
+
+
+def _helper_reads(call: ast.Call, names: set[str], scope: q.Scope) -> bool:
+    """A helper given (part of) the row that runs a read query itself: `repo.lines_for(conn, order["id"])`,
+    `latest_reading(conn, meter.id)`. Writes (UPDATE/INSERT helpers) are not N+1 reads."""
+    if not any(isinstance(n, ast.Name) and n.id in names for a in (*call.args, *(k.value for k in call.keywords))
+               for n in ast.walk(a)):
+        return False
+    resolved = q.resolve_function(scope, call.func)
+    if resolved is None:
+        return False
+    file, function = resolved
+    inner = scope.inner(file, function, {})
+    for node in q.walk_function(function):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in QUERY_CALLS:
+            if q.trace(node, inner) is not None:
+                return True
+    return False
 
 
 def _covered(path: str, kind: str, eager: frozenset[str]) -> bool:
