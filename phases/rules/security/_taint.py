@@ -25,6 +25,7 @@ from tuber.phases.rules.security._taint_base import (
     STRING_METHODS,
     Module,
     Part,
+    _list_additions,
     _numeric_spec,
     _params,
     function_assignments,
@@ -89,7 +90,7 @@ class Scope(Values):
 
     def _percent(self, template: str, args: ast.expr) -> list[Part]:
         values = list(args.elts) if isinstance(args, ast.Tuple) else [args]
-        named = args if isinstance(args, ast.Dict) else None
+        named = self.mapping(args)
         out: list[Part] = []
         position = 0
         index = 0
@@ -100,8 +101,7 @@ class Scope(Values):
                 out.append(Part("lit", text="%"))
                 continue
             if match.group(1) and named is not None:
-                node = next((v for k, v in zip(named.keys, named.values, strict=True)
-                             if isinstance(k, ast.Constant) and k.value == match.group(1)), None)
+                node = self._field(named, match.group(1), args)
             else:
                 node = values[index] if index < len(values) else None
                 index += 1
@@ -115,6 +115,7 @@ class Scope(Values):
         out: list[Part] = []
         auto = 0
         keywords = {k.arg: k.value for k in call.keywords if k.arg}
+        spread = [k.value for k in call.keywords if k.arg is None]  # .format(**fields)
         pieces = re.split(r"(\{\{|\}\}|\{[^{}]*\})", template)
         for piece in pieces:
             if piece in ("{{", "}}"):
@@ -130,10 +131,54 @@ class Scope(Values):
                     node = call.args[index] if index < len(call.args) else None
                 else:
                     node = keywords.get(field_name)
+                    for mapping in spread if node is None else []:
+                        node = node or self._field(self.mapping(mapping), field_name, mapping)
                 out.append(self._value(node, numeric=bool(spec) and spec[-1] in NUMERIC_DIRECTIVES, how="str.format()"))
             elif piece:
                 out.append(Part("lit", text=piece))
         return out
+
+    def mapping(self, node: ast.expr) -> ast.Dict | None:
+        """The dict literal `node` stands for: itself, or a local bound once to one (`fields = {...}`)."""
+        if isinstance(node, ast.Dict):
+            return node
+        if isinstance(node, ast.Name) and self.func is not None:
+            values = [v for _, v, t in function_assignments(self.func) if t == node.id]
+            if len(values) == 1 and isinstance(values[0], ast.Dict):
+                return values[0]
+        return None
+
+    @staticmethod
+    def _field(mapping: ast.Dict | None, key: str, whole: ast.expr) -> ast.expr | None:
+        """The value a `%(key)s` / `{key}` field takes from a mapping; the whole mapping when it cannot be
+        read (a `**kwargs` we cannot see into is as tainted as its contents may be)."""
+        if mapping is None:
+            return whole
+        for k, v in zip(mapping.keys, mapping.values, strict=True):
+            if isinstance(k, ast.Constant) and k.value == key:
+                return v
+            if k is None:  # {**other}: unknown keys
+                return whole
+        return None  # a literal without the key: str.format would raise before any SQL runs
+
+    def sequence_items(self, node: ast.expr) -> list[ast.expr]:
+        """The elements a list/tuple expression holds: a literal, or a local list and what is appended to it."""
+        if isinstance(node, ast.List | ast.Tuple):
+            return [e.value if isinstance(e, ast.Starred) else e for e in node.elts]
+        if isinstance(node, ast.Name) and self.func is not None and node.id not in self._resolving:
+            self._resolving.add(node.id)
+            try:
+                items: list[ast.expr] = []
+                for stmt, value, target in function_assignments(self.func):
+                    if target == node.id and value is not None and stmt.lineno < self.line:
+                        items += self.sequence_items(value)
+                for added in _list_additions(self.func, node.id):
+                    if added.lineno < self.line:
+                        items += added.elts if isinstance(added, ast.List | ast.Tuple) else [added]
+                return items
+            finally:
+                self._resolving.discard(node.id)
+        return [node]
 
     def _value(self, node: ast.expr | None, *, numeric: bool, how: str) -> Part:
         if node is None or numeric or self.safe(node):
