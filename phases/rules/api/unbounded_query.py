@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 from tuber.phases.rules.api import _paginate
 from tuber.phases.rules.base import Fix, Hit, SourceFile, dotted_name, example
 from tuber.phases.rules.database import _queries as q
+from tuber.phases.rules.database._scoped import scoped_to_parent
 from tuber.phases.rules.scoring import scored
 
 if TYPE_CHECKING:
@@ -101,6 +102,8 @@ def _unbounded(origin: q.Origin, repo: RepoMap) -> bool:
         return False
     if origin.sql:
         return not GROUPED_SQL.search(origin.sql) and not q.has_limit(origin.sql)
+    if scoped_to_parent(origin, repo):  # the children of one parent row, like `parent.children.all()`
+        return False
     builder = ast.unparse(origin.builder) if origin.builder is not None else ""
     return ".group_by(" not in builder and not (".values(" in builder and ".annotate(" in builder)
 

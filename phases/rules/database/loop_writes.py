@@ -46,6 +46,7 @@ from tuber.agent.models import RiskParts
 from tuber.phases.rules.base import Fix, Hit, SourceFile, dotted_name, enclosing_symbol, example, walk_with_parents
 from tuber.phases.rules.database import _queries as q
 from tuber.phases.rules.database._codemod import span
+from tuber.phases.rules.database._loop_units import unit_per_iteration
 from tuber.phases.rules.scoring import scored
 
 if TYPE_CHECKING:
@@ -63,14 +64,17 @@ MIGRATION_PATH = re.compile(r"(^|/)(migrations|alembic|versions)/")
 
 
 def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
-    if MIGRATION_PATH.search(file.path):
-        return
+    in_migration = bool(MIGRATION_PATH.search(file.path))
     for node, parents in walk_with_parents(file.tree):
         if not isinstance(node, ast.For | ast.AsyncFor) or isinstance(node.iter, ast.List | ast.Tuple | ast.Set):
             continue
+        if in_migration and not _in_data_migration(parents):
+            continue  # schema migrations: only data migrations (RunPython functions) write rows
         body = list(_own_nodes(node))
         if any(isinstance(n, ast.Break) for n in body):
             continue  # a retry or search loop, not a per-row write
+        if unit_per_iteration(node, body):
+            continue
         names = {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
         commits = [n for n in body if _is_commit(n)]
         writes = [n for n in body if isinstance(n, ast.Call) and _is_row_write(n, names, file, repo, node)]
@@ -85,10 +89,17 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
             line=node.lineno, end_line=node.end_lineno or node.lineno,
             message=f"Loop writes one row at a time: {what}; batch the writes and commit once",
             scores=scored(CATEGORY, hot=endpoint is not None), symbol=enclosing_symbol(parents),
-            key=f"loop:{file.segment(node.iter)[:60]}:{what}", fixable=plan is not None,
+            key=f"loop:{file.segment(node.iter)[:60]}:{what}", fixable=plan is not None and not in_migration,
             context=" ".join([*getattr(endpoint, "methods", ()), getattr(endpoint, "route", "")]).strip(),
             data={"plan": plan, "loop": span(file.text, node)},
         )
+
+
+def _in_data_migration(parents: tuple[ast.AST, ...]) -> bool:
+    """A loop in a migration's data function: `def forwards(apps, schema_editor)` (Django RunPython)."""
+    function = next((p for p in reversed(parents) if isinstance(p, q.Def)), None)
+    params = [a.arg for a in function.args.args] if function else []
+    return params[:2] == ["apps", "schema_editor"]
 
 
 def _own_nodes(loop: ast.For | ast.AsyncFor) -> Iterator[ast.AST]:

@@ -1,0 +1,71 @@
+"""Whether a query keeps only the children of one parent row.
+
+`patient.appointments.all()` is already bounded by the tracer (one row's collection); the same list spelled
+as a filter, `Appointment.objects.filter(patient=patient)`, `select(Order).where(Order.customer_id == cid)`
+or Core `select(meters).where(meters.c.site_id == site_id)`, holds the children of one parent too: an
+equality on a foreign-key column. List rules use this to tell a parent-scoped list from a table-wide one.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING
+
+from tuber.phases.rules.base import dotted_name
+from tuber.phases.rules.database import _queries as q
+
+if TYPE_CHECKING:
+    from tuber.phases.datamap.model import Table
+    from tuber.phases.datamap.repo import RepoMap
+
+FILTER_METHODS = {"filter", "filter_by", "where", "get"}
+
+
+def scoped_to_parent(origin: q.Origin, repo: RepoMap) -> bool:
+    """True when the query behind `origin` filters a foreign-key column by equality."""
+    if origin.builder is None:
+        return False
+    tables = _tables(repo)
+    model_table = _model_table(repo, origin.model)
+    for node in ast.walk(origin.builder):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in FILTER_METHODS:
+            for keyword in node.keywords:
+                if keyword.arg and "__" not in keyword.arg and _is_fk(model_table, keyword.arg, origin, repo):
+                    return True
+        if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq):
+            table, column = _column_ref(node.left, repo, tables)
+            if table is not None and _is_fk(table, column, origin, repo):
+                return True
+    return False
+
+
+def _is_fk(table: Table | None, name: str, origin: q.Origin, repo: RepoMap) -> bool:
+    rel = q.relationships(repo).get((origin.model, name)) if origin.model else None
+    if rel is not None and rel.kind in ("many_to_one", "one_to_one"):
+        return True
+    if table is None:
+        return False
+    column = table.columns.get(name) or next((c for c in table.columns.values() if c.attribute == name), None)
+    return column is not None and column.foreign_key is not None
+
+
+def _column_ref(expr: ast.expr, repo: RepoMap, tables: dict[str, Table]) -> tuple[Table | None, str]:
+    """(table, column) for `Model.col`, `table.c.col`, `table.columns.col`."""
+    if not isinstance(expr, ast.Attribute):
+        return None, ""
+    base = expr.value
+    if isinstance(base, ast.Attribute) and base.attr in ("c", "columns"):
+        return tables.get(dotted_name(base.value).rsplit(".", 1)[-1]), expr.attr
+    return _model_table(repo, dotted_name(base).rsplit(".", 1)[-1]), expr.attr
+
+
+def _model_table(repo: RepoMap, model: str) -> Table | None:
+    if not model:
+        return None
+    found = q.models(repo).get(model)
+    return _tables(repo).get(found.table) if found else None
+
+
+def _tables(repo: RepoMap) -> dict[str, Table]:
+    schema = getattr(repo, "schema", None)
+    return dict(getattr(schema, "tables", {}) or {})
