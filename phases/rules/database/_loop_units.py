@@ -27,9 +27,10 @@ DB_RECEIVERS = ("session", "conn", "connection", "cursor", "cur", "db", "engine"
 FILE_READS = {"read_text", "read_bytes", "read", "readlines"}
 
 
-def unit_per_iteration(loop: ast.For | ast.AsyncFor, body: Iterable[ast.AST]) -> bool:
-    """True when the loop commits per iteration because each iteration is its own unit (see module doc)."""
-    nodes = list(body)
+def unit_per_iteration(loop: ast.For | ast.AsyncFor, body: Iterable[ast.AST], first_write: int) -> bool:
+    """True when the loop commits per iteration because each iteration is its own unit (see module doc).
+    The outside effect must come before the iteration's first write or commit, which then records it."""
+    nodes = [n for n in body if getattr(n, "lineno", first_write) < first_write]
     everything = [n for statement in loop.body for n in ast.walk(statement)]  # nested loops included
     return _external_effect(nodes) or _reads_a_file_per_iteration(everything)
 

@@ -73,12 +73,12 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
         body = list(_own_nodes(node))
         if any(isinstance(n, ast.Break) for n in body):
             continue  # a retry or search loop, not a per-row write
-        if unit_per_iteration(node, body):
-            continue
         names = {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
         commits = [n for n in body if _is_commit(n)]
         writes = [n for n in body if isinstance(n, ast.Call) and _is_row_write(n, names, file, repo, node)]
         if not commits and not writes:
+            continue
+        if unit_per_iteration(node, body, min(n.lineno for n in (*commits, *writes))):
             continue
         function = next((p for p in reversed(parents) if isinstance(p, q.Def)), None)
         endpoint = q.request_endpoint(repo, file.path, function.name) if function else None
