@@ -50,6 +50,11 @@ from tuber.agent.models import RiskParts
 from tuber.phases.rules.base import Fix, Hit, SourceFile, dotted_name, enclosing_symbol, example, walk_with_parents
 from tuber.phases.rules.database import _codemod as cm
 from tuber.phases.rules.database import _queries as q
+from tuber.phases.rules.database._conn_factories import (
+    creates_and_returns,
+    factory_called,
+    request_hooks,
+)
 from tuber.phases.rules.scoring import scored
 
 if TYPE_CHECKING:
@@ -73,9 +78,14 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
             continue
         name = dotted_name(node.func)
         short = name.rsplit(".", 1)[-1]
-        if short not in ENGINES and name not in CONNECTS and short not in ("engine_from_config",):
-            continue
         function = next((p for p in reversed(parents) if isinstance(p, q.Def)), None)
+        if not _creates(node):
+            factory = factory_called(repo, file, node, _creates) if "connect" in short or "engine" in short else ""
+            if not factory:
+                continue
+            name = short = factory  # the project's own connect(): judged where it is called
+        elif function is not None and creates_and_returns(function, _creates) and not _is_hook(repo, function):
+            continue  # inside a factory: reported at its uncached per-request callers instead
         null_pool = any(k.arg == "poolclass" and dotted_name(k.value).endswith("NullPool") for k in node.keywords)
         symbol = enclosing_symbol(parents)
         if null_pool:
@@ -83,9 +93,9 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
                       message=f"{short}(...) with poolclass=NullPool opens a new connection for every checkout",
                       scores=scored(CATEGORY, hot=bool(repo.endpoints)), key=f"nullpool:{symbol}")
             continue
-        if function is None or _caches(function, node):
+        if function is None or _caches(function, node, engine=short in ENGINES):
             continue
-        endpoint = _per_request(repo, file, function)
+        endpoint = _per_request(repo, file, function) or (_HOOK if _is_hook(repo, function) else None)
         if endpoint is None:
             continue
         fixable = short in ENGINES and _fixable(node)
@@ -97,6 +107,26 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
             context=" ".join([*getattr(endpoint, "methods", ()), getattr(endpoint, "route", "")]).strip(),
             data={"call": cm.span(file.text, node), "function": function.name},
         )
+
+
+class _Hook:
+    """Stands in for the endpoint when the function is a per-request hook (`before_request`)."""
+
+    methods = ()
+    route = "(every request: before_request hook)"
+
+
+_HOOK = _Hook()
+
+
+def _creates(call: ast.Call) -> bool:
+    name = dotted_name(call.func)
+    short = name.rsplit(".", 1)[-1]
+    return short in ENGINES or name in CONNECTS or short == "engine_from_config"
+
+
+def _is_hook(repo: RepoMap, function: q.Def) -> bool:
+    return function.name in request_hooks(repo)
 
 
 def _per_request(repo: RepoMap, file: SourceFile, function: q.Def) -> object | None:
@@ -125,16 +155,21 @@ def _cached_by_decorator(function: q.Def) -> bool:
     return any(dotted_name(d).rsplit(".", 1)[-1] in CACHE_DECORATORS for d in function.decorator_list)
 
 
-def _caches(function: q.Def, call: ast.Call) -> bool:
-    """Does `function` keep what `call` creates beyond the call (cache dict, `g`, thread-local, global)?"""
+def _caches(function: q.Def, call: ast.Call, engine: bool = False) -> bool:
+    """Does `function` keep what `call` creates beyond the call (cache dict, `g`, thread-local, global)?
+    An engine kept on `g` lives for one request only: that is an engine per request, not a cache."""
     if _cached_by_decorator(function):
         return True
     if any(isinstance(n, ast.Global) for n in q.walk_function(function)):
         return True
     for node in q.walk_function(function):
         if isinstance(node, ast.Assign) and any(c is call for c in ast.walk(node.value)):
-            return any(_is_store(t) for t in node.targets)
+            return any(_is_store(t) and not (engine and _on_request_globals(t)) for t in node.targets)
     return False
+
+
+def _on_request_globals(target: ast.expr) -> bool:
+    return isinstance(target, ast.Attribute) and dotted_name(target.value) in ("g", "flask.g", "request")
 
 
 def _caches_call_to(caller: q.Def, callee: str) -> bool:
