@@ -37,6 +37,7 @@ from tuber.agent.models import (
 from tuber.agent.settings import Settings
 from tuber.phases import diagnose as diagnose_phase
 from tuber.phases import implement as implement_phase
+from tuber.phases import nanotests
 from tuber.phases import plan as plan_phase
 from tuber.phases import verify as verify_phase
 from tuber.phases.datamap.repo import RepoMap, load_repo
@@ -176,9 +177,11 @@ class Run:
     def implement(self, plan: Plan, diagnosis: Diagnosis, keep: set[str] | None = None) -> Patch | Stop:
         worktree = self.fresh_branch()
         tasks = plan.tasks if keep is None else tuple(t for t in plan.tasks if t.id in keep)
+        proving = nanotests.Proving(sandbox_for(self.settings), self.settings.python, self.git.checkout,
+                                    self.state.base_commit, timeout=float(self.settings.verify.timeout))
         patch = implement_phase.implement(plan.model_copy(update={"tasks": tasks}), diagnosis, worktree,
                                           self.state.base_commit, self.state.branch, self.load_repo,
-                                          self.settings.protected_paths)
+                                          self.settings.protected_paths, proving)
         if isinstance(patch, Stop):
             self.git.delete_branch(self.state.branch)
         return patch

@@ -21,6 +21,7 @@ from tuber.agent.models import (
     Stop,
     StopCondition,
 )
+from tuber.phases import nanotests
 from tuber.phases.datamap.repo import RepoMap
 from tuber.phases.fixing import fix_size, propose
 from tuber.phases.rules.base import Fix
@@ -102,7 +103,7 @@ def _draft(opportunity: Opportunity, findings: dict[str, Finding], repo: RepoMap
         tasks.append(MicroTask(
             id=task_id, priority=ranked.index((finding, fix, added)) + 1, depends_on=tuple(depends),
             layer=finding.layer, action=fix.action, impact=fix.impact, risk=fix.risk.score, risk_parts=fix.risk,
-            rollback=fix.rollback, size=added, test_requirement=fix.test_requirement,
+            rollback=fix.rollback, size=added, test_requirement=_test_requirement(fix, finding, repo),
             fingerprints=(finding.fingerprint,), paths=tuple(sorted(fix.files)),
         ))
         touched.update({p: task_id for p in fix.files})
@@ -169,6 +170,13 @@ def plan(diagnosis: Diagnosis, repo: RepoMap, limits: PlanLimits, proposed: Iter
                     considered=tuple(ledger))
     return Stop.at(StopCondition.NO_CLEAR_WIN, "plan", *(f"{c.opportunity.title}: {c.reason}" for c in ledger
                                                          if c.opportunity.impact >= IMPACT_THRESHOLD))
+
+
+def _test_requirement(fix: Fix, finding: Finding, repo: RepoMap) -> str:
+    """The fix's own requirement, and whether a nanotask test will guard it (or why none is written)."""
+    guard, reason = nanotests.draft(fix, finding, repo)
+    note = f"{guard.summary} (kept only if it fails on the base commit and fits the budget)" if guard else reason
+    return f"{fix.test_requirement}; {note}"
 
 
 def _left_out(opportunity: Opportunity, left: list[tuple[str, str]]) -> list[Considered]:
