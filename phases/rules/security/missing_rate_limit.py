@@ -31,6 +31,7 @@ Legitimate clients above the limit get 429 responses; that is the intended chang
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterator
 
@@ -38,11 +39,12 @@ from tuber.agent.models import RiskParts
 from tuber.phases.datamap.endpoints import endpoint_function
 from tuber.phases.datamap.model import Endpoint
 from tuber.phases.datamap.repo import RepoMap
-from tuber.phases.rules.base import Example, Fix, Hit, SourceFile, example
+from tuber.phases.rules.base import Example, Fix, Hit, SourceFile, dotted_name, example
 from tuber.phases.rules.scoring import scored
 from tuber.phases.rules.security._guards import (
     GuardUse,
     apply_guard,
+    auth_guards,
     guard_use,
     is_login_like,
     rate_limit_guards,
@@ -52,7 +54,16 @@ ID = "missing-rate-limit"
 CATEGORY = "missing_rate_limit"
 LAYER = "security"
 TRIGGERS = ("route", ".post", ".get", "urlpatterns", "def ", "View")
-CREDENTIALS = re.compile(r"password|passwd|authenticate|credential|check_pw|verify|otp|token|secret", re.IGNORECASE)
+CREDENTIALS = re.compile(r"password|passwd|authenticate|credential|check_pw|verify|otp|token|secret|\bpin\b|_pin\b|"
+                         r"passcode", re.IGNORECASE)
+# what checking a secret looks like in code: the endpoint must verify something, not only create an account
+VERIFY_CALL = re.compile(r"^(check|verify|validate)_?\w*$|^authenticate\w*$|compare_digest|_matches$|^login$",
+                         re.IGNORECASE)
+CREATE_CALL = re.compile(r"^(hash|set|make|generate|encode)_?\w*password\w*$|^create_user$", re.IGNORECASE)
+CREATE_ROUTE = re.compile(r"regist|sign_?up|join|enrol", re.IGNORECASE)
+# a non-login route still checks a password when it calls one of these (`POST /keys` trading a password for a key)
+SECRET_CHECK = re.compile(r"^(check|verify|validate)_?\w*(password|passwd|pwd|pin|passcode|credentials?)$|"
+                          r"^authenticate$|^check_password_hash$|^(password|pin)_?matches$", re.IGNORECASE)
 
 _LIMITER = """
 import time
@@ -178,11 +189,19 @@ INVALID: list[Example] = [
 def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
     """Login-like endpoints of this file without a rate-limit guard."""
     for endpoint in repo.endpoints:
-        if endpoint.path != file.path or not is_login_like(endpoint) or rate_limit_guards(repo, endpoint):
+        if endpoint.path != file.path or endpoint.methods == ("GET",) or rate_limit_guards(repo, endpoint):
             continue
         node = endpoint_function(file, endpoint)
         if node is None or not CREDENTIALS.search(file.segment(node)):
             continue
+        calls = {dotted_name(c.func).rsplit(".", 1)[-1] for c in ast.walk(node) if isinstance(c, ast.Call)}
+        if is_login_like(endpoint):
+            creates = any(CREATE_CALL.search(name) for name in calls) or CREATE_ROUTE.search(
+                f"{endpoint.function} {endpoint.route}")
+            if creates and not any(VERIFY_CALL.search(name) for name in calls):
+                continue  # registration and the like create credentials; there is nothing to guess
+        elif not any(SECRET_CHECK.search(name) for name in calls) or auth_guards(repo, endpoint):
+            continue  # checking a password again behind a login (change password) is not a guessing oracle
         use = _sibling_limiter(repo, endpoint)
         where = f"{'/'.join(endpoint.methods)} {endpoint.route}".strip()
         limiter = f"; the repository already limits other endpoints with {use.text}" if use else \

@@ -48,8 +48,8 @@ CATEGORY = "weak_password_hash"
 LAYER = "security"
 TRIGGERS = ("hashlib", "md5", "sha1", "sha256", "sha512")
 WEAK = {"md5", "sha1", "sha224", "sha256", "sha384", "sha512", "sha3_256", "sha3_512", "blake2b", "blake2s"}
-PASSWORD = re.compile(r"^(raw_|plain_?|new_|old_|current_|user_)?(password|passwd|pass_?phrase|pwd|pw|secret|"
-                      r"client_secret)(_?(text|str|plain|raw|bytes|b))?$", re.IGNORECASE)
+PASSWORD = re.compile(r"^(raw_|plain_?|new_|old_|current_|user_|access_)?(password|passwd|pass_?phrase|pwd|pw|secret|"
+                      r"client_secret|pin|pin_?code|passcode)(_?(text|str|plain|raw|bytes|b))?$", re.IGNORECASE)
 SLOW_KDF = re.compile(r"pbkdf2_hmac|hashlib\.scrypt|bcrypt|argon2|generate_password_hash|make_password")
 HASHER_NAME = re.compile(r"(hash|set|make|encode|encrypt|digest|check|verify|store)_?(the_)?(password|passwd|pwd|pw)"
                          r"|password_?(hash|digest)", re.IGNORECASE)
@@ -156,6 +156,7 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
     """Weak digests whose input is a password."""
     aliases = _hashlib_aliases(file)
     stored_via = _functions_feeding_password_columns(repo)
+    hits: list[tuple[bool, str, str, Hit]] = []
     for node, parents in walk_with_parents(file.tree):
         if not isinstance(node, ast.Call):
             continue
@@ -173,11 +174,18 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
         if "legacy" in symbol.lower() and SLOW_KDF.search(file.text):
             continue  # a legacy verifier kept beside a slow KDF: the migration pattern this rule's fix writes
         fixable = _fix_target(file, function) is not None
-        yield Hit(line=node.lineno, end_line=node.end_lineno or node.lineno,
+        hit = Hit(line=node.lineno, end_line=node.end_lineno or node.lineno,
                   message=f"password hashed with {algorithm}: a fast, unsalted digest that GPUs crack at billions "
                           "of guesses per second; use a salted slow KDF (PBKDF2/scrypt/bcrypt/argon2)",
                   scores=scored(CATEGORY), symbol=symbol, key=f"{algorithm}:{symbol}", fixable=fixable,
                   data={"function": symbol})
+        hits.append((_compares_only(node, parents, function), _owner(parents), algorithm, hit))
+    # a setter that stores the digest and a checker that recomputes it to compare are one weakness: report
+    # the store, and a lone comparison only when nothing in the same class/module stores that digest
+    stores = {(owner, algorithm) for compares, owner, algorithm, _ in hits if not compares}
+    for compares, owner, algorithm, hit in hits:
+        if not compares or (owner, algorithm) not in stores:
+            yield hit
 
 
 def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
@@ -203,6 +211,33 @@ def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
         test_requirement="Register then log in; a user stored with the legacy digest still logs in, and after "
                          "that login the stored hash starts with pbkdf2_sha256$; a wrong password is refused",
     )
+
+
+def _owner(parents: tuple[ast.AST, ...]) -> str:
+    """The enclosing class, or '' for module-level functions: where a setter/checker pair lives."""
+    return next((p.name for p in reversed(parents) if isinstance(p, ast.ClassDef)), "")
+
+
+def _compares_only(call: ast.Call, parents: tuple[ast.AST, ...], function: ast.AST | None) -> bool:
+    """The digest is only compared (`x == md5(pw)...`, `compare_digest(candidate, stored)`), not stored."""
+    for parent in reversed(parents):
+        if isinstance(parent, ast.Compare) or isinstance(parent, ast.Call) and \
+                dotted_name(parent.func).endswith("compare_digest"):
+            return True
+        if isinstance(parent, ast.Assign) and function is not None and len(parent.targets) == 1 \
+                and isinstance(parent.targets[0], ast.Name):
+            name = parent.targets[0].id
+            uses = [n for n, _ in walk_with_parents(function) if isinstance(n, ast.Compare | ast.Call)
+                    and any(isinstance(a, ast.Name) and a.id == name for a in ast.walk(n))]
+            return bool(uses) and all(_is_comparison(n) for n in uses)
+        if isinstance(parent, ast.stmt):
+            return False
+    return False
+
+
+def _is_comparison(node: ast.AST) -> bool:
+    return isinstance(node, ast.Compare) or isinstance(node, ast.Call) and \
+        dotted_name(node.func).endswith("compare_digest")
 
 
 def _hashlib_aliases(file: SourceFile) -> dict[str, str]:
