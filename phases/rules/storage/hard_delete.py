@@ -63,7 +63,8 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
         scope = q.Scope(repo, file, function)
         for call in (n for n in q.walk_function(function) if isinstance(n, ast.Call)):
             table, model = _deleted_table(call, scope)
-            if not table or not CRITICAL.search(table) or _soft_deletes(repo, table, model):
+            if not table or not (CRITICAL.search(table) or _owns_history(repo, table)) or _soft_deletes(
+                    repo, table, model):
                 continue
             endpoint = q.request_endpoint(repo, file.path, function.name)
             if endpoint is None:
@@ -75,6 +76,7 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
                 scores=scored(CATEGORY, hot=True), key=f"delete:{table}",
                 context=" ".join([*getattr(endpoint, "methods", ()), getattr(endpoint, "route", "")]).strip(),
             )
+            break  # one finding per function: its deletes go (or stay) together
 
 
 def _deleted_table(call: ast.Call, scope: q.Scope) -> tuple[str, str]:
@@ -88,7 +90,12 @@ def _deleted_table(call: ast.Call, scope: q.Scope) -> tuple[str, str]:
         if not call.args:  # obj.delete() / queryset.delete()
             return _table_of(_model_of(func.value, scope, known), known)
     if name.rsplit(".", 1)[-1] == "delete" and isinstance(func, ast.Name) and call.args:  # delete(Model)
-        return _table_of(dotted_name(call.args[0]).rsplit(".", 1)[-1], known)
+        target = dotted_name(call.args[0]).rsplit(".", 1)[-1]
+        found = _table_of(target, known)
+        tables = getattr(getattr(scope.repo, "schema", None), "tables", {}) or {}
+        if not found[0] and target in tables and not tables[target].model:  # Core: delete(table)
+            return target, ""
+        return found
     if isinstance(func, ast.Attribute) and func.attr in ("execute", "exec_driver_sql") and call.args:
         sql = q.constant_string(call.args[0], scope)
         match = re.match(r"\s*DELETE\s+FROM\s+[\"`]?(\w+)", sql, re.IGNORECASE)
@@ -114,6 +121,18 @@ def _model_of(expr: ast.expr, scope: q.Scope, known: dict) -> str:  # type: igno
 def _table_of(model: str, known: dict) -> tuple[str, str]:  # type: ignore[type-arg]
     entry = known.get(model)
     return (entry.table, model) if entry else ("", "")
+
+
+def _owns_history(repo: RepoMap, table: str) -> bool:
+    """A table at the top of a chain of dependents (its children have children: sites -> meters -> readings):
+    deleting a row takes a whole history with it, whatever the table is called."""
+    tables = getattr(getattr(repo, "schema", None), "tables", {}) or {}
+
+    def children(name: str) -> set[str]:
+        return {t.name for t in tables.values() if t.name != name
+                and any((c.foreign_key or "").split(".")[0] == name for c in t.columns.values())}
+
+    return any(children(child) for child in children(table))
 
 
 def _soft_deletes(repo: RepoMap, table: str, model: str) -> bool:
