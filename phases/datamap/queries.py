@@ -13,7 +13,7 @@ The result is cached on the file, keyed by the schema it was resolved against.
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 from tuber.phases.datamap.model import Table
@@ -34,6 +34,9 @@ LOOKUPS = {"exact": "eq", "iexact": "ne", "in": "in", "gt": "range", "gte": "ran
            "istartswith": "like", "endswith": "like", "iendswith": "like", "regex": "ne", "iregex": "ne",
            "date": "ne", "year": "ne", "month": "ne", "day": "ne", "search": "ne", "trigram_similar": "ne"}
 LEADING_LOOKUPS = {"contains", "icontains", "endswith", "iendswith"}
+# `starts_at__date=day`, `created__year=2024`: a comparison on a transform of the column narrows its range
+TRANSFORMS = {"date", "year", "month", "day", "week", "week_day", "iso_week_day", "quarter", "time", "hour",
+              "minute", "second", "iso_year"}
 COMPARE = {ast.Eq: "eq", ast.Lt: "range", ast.LtE: "range", ast.Gt: "range", ast.GtE: "range", ast.NotEq: "ne",
            ast.In: "in", ast.Is: "null", ast.IsNot: "ne"}
 METHOD_ROLES = {"in_": "in", "is_": "null", "isnot": "ne", "is_not": "ne", "between": "range", "like": "like",
@@ -52,6 +55,7 @@ class Use:
     line: int
     leading_wildcard: bool = False  # LIKE pattern starts with % (or .contains/.endswith/icontains)
     from_input: bool = False  # the compared value is not a literal
+    inherited: bool = False  # copied from a queryset helper the query calls (judged where it is written)
 
 
 @dataclass
@@ -136,7 +140,31 @@ class _Reader:
             parent = parents[-1] if parents else None
             if isinstance(parent, ast.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0], ast.Name):
                 variables[(query.symbol, parent.targets[0].id)] = query
+        self._prefetched(variables)
         return found
+
+    def _prefetched(self, variables: dict[tuple[str, str], Query]) -> None:
+        """`Prefetch("appointments", queryset=booked)`: Django runs `booked` with `doctor_id IN (...)` added,
+        so the prefetch query also filters the foreign key back to the parent."""
+        for node in ast.walk(self.file.tree):
+            if not (isinstance(node, ast.Call) and callee(node) == "Prefetch" and node.args):
+                continue
+            lookup = string(node.args[0]) or ""
+            queryset = next((k.value for k in node.keywords if k.arg == "queryset"), None)
+            while isinstance(queryset, ast.Call) and isinstance(queryset.func, ast.Attribute):
+                queryset = queryset.func.value  # booked.select_related(...)
+            if not lookup or not isinstance(queryset, ast.Name):
+                continue
+            query = next((q for (_, name), q in variables.items() if name == queryset.id), None)
+            table = self._table(query.entity) if query and query.entity else None
+            if query is None or table is None:
+                continue
+            parents = {r.model for r in self.schema.relationships if r.attribute == lookup.split("__")[-1]
+                       and r.target == query.entity}
+            parent_tables = {t.name for m in parents if (t := self.schema.table_of_model(m)) is not None}
+            for column in table.columns.values():
+                if column.foreign_key and column.foreign_key.split(".")[0] in parent_tables:
+                    query.uses.append(Use(table.name, column.name, "in", query.line, from_input=True))
 
     def _chain(self, top: ast.Call, parents: tuple[ast.AST, ...],
                variables: dict[tuple[str, str], Query]) -> Query | None:
@@ -190,8 +218,8 @@ class _Reader:
             reader = _Reader(other, self.repo)
             reader.depth = self.depth + 1
             inner = reader._chain(value, (), {})
-            if inner is not None:
-                query.uses.extend(u for u in inner.uses if u.role != "order")
+            if inner is not None:  # re-lined to the call: the helper's own query is reported where it is
+                query.uses.extend(replace(u, line=query.line, inherited=True) for u in inner.uses if u.role != "order")
         return model
 
     # ---- entities ----
@@ -293,6 +321,10 @@ class _Reader:
             if not column:
                 continue
             lookup = parts[1] if len(parts) > 1 else "exact"
+            if len(parts) >= 2 and lookup in TRANSFORMS and not table.columns[column].foreign_key:
+                query.uses.append(Use(table.name, column, "range", keyword.value.lineno,
+                                      from_input=is_input(keyword.value)))
+                continue
             if len(parts) > 2 or (len(parts) == 2 and lookup not in LOOKUPS):
                 self._related(query, table, parts, keyword)
                 continue

@@ -55,6 +55,11 @@ def _need(query: Query, table: Table) -> Need | None:
     joins = _columns(uses, "join")
     if any(_point_lookup(table, c) for c in eq) or _covers_unique(table, eq):
         return None
+    driving = [u for u in uses if u.role in {"eq", "in", "range", "join"}]
+    if driving and all(u.inherited for u in driving):
+        return None  # only a helper's predicates: judged at the helper's own query
+    if eq and ranges and _served_with_range(table, eq, ranges):
+        return None
     sort = _sort(query, table)
     first_line = min((u.line for u in uses if u.role in {"eq", "in", "range", "join"}), default=query.line)
     if len(eq) >= 2:
@@ -68,7 +73,9 @@ def _need(query: Query, table: Table) -> Need | None:
             return None
         tail = ranges[:1] or sort
         reason = "filters and sorts" if tail and not ranges else "filters"
-        return Need("missing_index", table.name, _dedupe(eq + tail), reason, first_line, query)
+        # equality plus a range in the WHERE clause is a two-column predicate: it needs both, in that order
+        kind = "missing_composite_index" if ranges else "missing_index"
+        return Need(kind, table.name, _dedupe(eq + tail), reason, first_line, query)
     if ranges and not _served(table, ranges + nulls) and not joins:
         return Need("missing_index", table.name, tuple(ranges[:1]), "filters", first_line, query)
     if joins and not nulls and not ranges and not _served(table, joins):
@@ -97,6 +104,18 @@ def _served(table: Table, columns: list[str]) -> bool:
     """Some index leads with one of `columns` (partial indexes count: their predicate usually matches)."""
     wanted = set(columns)
     return any(i.columns and i.columns[0] in wanted for i in table.all_indexes())
+
+
+def _served_with_range(table: Table, eq: list[str], ranges: list[str]) -> bool:
+    """An index leads with equality columns and continues with a range column: (doctor_id, starts_at)
+    serves `doctor_id = ? AND starts_at >= ?` (and any further equality is checked on few rows)."""
+    for index in table.all_indexes():
+        lead = 0
+        while lead < len(index.columns) and index.columns[lead] in eq:
+            lead += 1
+        if lead and lead < len(index.columns) and index.columns[lead] in ranges:
+            return True
+    return False
 
 
 def _served_together(table: Table, eq: list[str], nulls: list[str]) -> bool:
