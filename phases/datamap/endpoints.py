@@ -45,11 +45,12 @@ def find_endpoints(repo: RepoMap) -> list[Endpoint]:
     """Every endpoint of the repository, sorted by file and line."""
     files = [f for f in repo.python_files() if _parses(f)]
     mounts = _include_router_mounts(repo, files)
+    aliases = _depends_aliases(repo, files)
     endpoints: list[Endpoint] = []
     for file in files:
         if not any(word in file.text for word in ("flask", "fastapi", "Flask", "FastAPI", "MethodView", "Resource")):
             continue
-        endpoints.extend(_module_endpoints(file, mounts.get(file.path, {})))
+        endpoints.extend(_module_endpoints(file, mounts.get(file.path, {}), aliases.get(file.path, {})))
     from tuber.phases.datamap.django_urls import django_endpoints
 
     endpoints.extend(django_endpoints(repo, files))
@@ -77,7 +78,7 @@ def endpoint_function(file: SourceFile, endpoint: Endpoint) -> Def | None:
 # ---- Flask and FastAPI ----
 
 
-def _module_endpoints(file: SourceFile, mounted: dict[str, _Router]) -> Iterator[Endpoint]:
+def _module_endpoints(file: SourceFile, mounted: dict[str, _Router], aliases: dict[str, str]) -> Iterator[Endpoint]:
     routers = _routers(file)
     for name, mount in mounted.items():
         router = routers.setdefault(name, _Router("fastapi"))
@@ -91,7 +92,7 @@ def _module_endpoints(file: SourceFile, mounted: dict[str, _Router]) -> Iterator
             for decorator in node.decorator_list:
                 route = _route_decorator(decorator, routers, framework)
                 if route:
-                    yield _decorated_endpoint(file, node, decorator, route)
+                    yield _decorated_endpoint(file, node, decorator, route, aliases)
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             yield from _registered_endpoints(file, node, routers, classes, functions)
 
@@ -150,11 +151,11 @@ def _route_decorator(decorator: ast.expr, routers: dict[str, _Router], framework
 
 
 def _decorated_endpoint(file: SourceFile, node: Def, decorator: ast.Call,
-                        route: tuple[_Router, str, tuple[str, ...]]) -> Endpoint:
+                        route: tuple[_Router, str, tuple[str, ...]], aliases: dict[str, str]) -> Endpoint:
     router, url, methods = route
     dependencies = [*router.dependencies, *_depends_list(_keyword(decorator, "dependencies"))]
     if router.framework == "fastapi":
-        dependencies.extend(_parameter_depends(node))
+        dependencies.extend(_parameter_depends(node, aliases))
     return Endpoint(
         path=file.path, line=node.lineno, decorator_line=_first_line(node), function=node.name, route=url,
         methods=methods, framework=router.framework, decorators=tuple(_decorator_names(node)),
@@ -236,17 +237,51 @@ def _include_router_mounts(repo: RepoMap, files: list[SourceFile]) -> dict[str, 
     return mounts
 
 
-def _parameter_depends(node: Def) -> Iterator[str]:
-    """Names passed to Depends()/Security() in parameter defaults or Annotated[...] hints."""
+def _parameter_depends(node: Def, aliases: dict[str, str]) -> Iterator[str]:
+    """Names passed to Depends()/Security() in parameter defaults or Annotated[...] hints, including hints that
+    name a module-level alias (`CurrentUser = Annotated[User, Depends(get_current_user)]`)."""
     args = node.args
     for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
         if arg.annotation is not None:
             for sub in ast.walk(arg.annotation):
                 if isinstance(sub, ast.Call) and _is_depends(sub):
                     yield _depends_target(sub, arg.annotation)
+                elif isinstance(sub, ast.Name | ast.Attribute) and dotted_name(sub) in aliases:
+                    yield aliases[dotted_name(sub)]
     for default in [*args.defaults, *args.kw_defaults]:
         if isinstance(default, ast.Call) and _is_depends(default):
             yield _depends_target(default, None)
+
+
+def _depends_aliases(repo: RepoMap, files: list[SourceFile]) -> dict[str, dict[str, str]]:
+    """Per file: local name -> dependency target, for names bound to `Annotated[..., Depends(target)]` in that
+    file or imported from the file that defines them."""
+    defined: dict[tuple[str, str], str] = {}
+    for file in files:
+        if "Annotated" not in file.text:
+            continue
+        for statement in file.tree.body:
+            target = statement.targets[0] if isinstance(statement, ast.Assign) and len(statement.targets) == 1 \
+                else statement.target if isinstance(statement, ast.AnnAssign) else None
+            value = statement.value if isinstance(statement, ast.Assign | ast.AnnAssign) else None
+            if isinstance(target, ast.Name) and isinstance(value, ast.Subscript) \
+                    and dotted_name(value.value).rsplit(".", 1)[-1] == "Annotated":
+                depends = [c for c in ast.walk(value) if isinstance(c, ast.Call) and _is_depends(c)]
+                if depends:
+                    defined[(file.path, target.id)] = _depends_target(depends[0], None)
+    if not defined:
+        return {}
+    names = {name for _, name in defined}
+    aliases: dict[str, dict[str, str]] = {}
+    for file in files:
+        local = {name: dep for (path, name), dep in defined.items() if path == file.path}
+        if any(name in file.text for name in names):
+            for name, (path, attr) in _imports(repo, file).items():
+                if (path, attr) in defined:
+                    local[name] = defined[(path, attr)]
+        if local:
+            aliases[file.path] = local
+    return aliases
 
 
 def _is_depends(call: ast.Call) -> bool:

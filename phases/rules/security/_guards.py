@@ -32,6 +32,20 @@ LOGIN_LIKE = re.compile(r"(^|[_/\-.])(log_?in|sign_?in|token|auth|authenticate|p
                         r"($|[_/\-.{<])", re.IGNORECASE)
 
 
+# a route checks a password (and so is a way in, not a page behind one) when it calls one of these
+SECRET_CHECK = re.compile(r"^(check|verify|validate)_?\w*(password|passwd|pwd|pin|passcode|credentials?)$|"
+                          r"^authenticate$|^check_password_hash$|^(password|pin)_?matches$", re.IGNORECASE)
+
+
+def checks_secret(repo: RepoMap, endpoint: Endpoint) -> bool:
+    """The endpoint's own body verifies a password, PIN or similar (`page.check_access_password(...)`)."""
+    file = repo.file(endpoint.path)
+    node = endpoint_function(file, endpoint) if file is not None else None
+    return node is not None and any(
+        isinstance(c, ast.Call) and SECRET_CHECK.search(dotted_name(c.func).rsplit(".", 1)[-1])
+        for c in ast.walk(node))
+
+
 @dataclass(frozen=True)
 class Guard:
     """One guard as applied to an endpoint: how it is spelled, and how it is applied."""

@@ -45,7 +45,14 @@ from tuber.phases.datamap.model import Endpoint
 from tuber.phases.datamap.repo import RepoMap
 from tuber.phases.rules.base import Example, Fix, Hit, SourceFile, example
 from tuber.phases.rules.scoring import scored
-from tuber.phases.rules.security._guards import GuardUse, apply_guard, auth_guards, guard_use, is_login_like
+from tuber.phases.rules.security._guards import (
+    GuardUse,
+    apply_guard,
+    auth_guards,
+    checks_secret,
+    guard_use,
+    is_login_like,
+)
 
 ID = "missing-auth"
 CATEGORY = "missing_auth"
@@ -236,7 +243,7 @@ INVALID: list[Example] = [
 
 def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
     """Unguarded endpoints whose same-kind siblings in this module are all guarded and share its data."""
-    here = [e for e in repo.endpoints if e.path == file.path and not _public(e)]
+    here = [e for e in repo.endpoints if e.path == file.path and not _public(repo, e)]
     guarded = {id(e): bool(auth_guards(repo, e)) for e in here}
     for endpoint in here:
         if guarded[id(endpoint)]:
@@ -280,8 +287,11 @@ def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
     )
 
 
-def _public(endpoint: Endpoint) -> bool:
-    return is_login_like(endpoint) or bool(PUBLIC.search(endpoint.function) or PUBLIC.search(endpoint.route))
+def _public(repo: RepoMap, endpoint: Endpoint) -> bool:
+    """Public by design: logging in, registering, resetting, health checks, and any route that is itself a
+    way in (it checks a password or PIN the caller presents, like unlocking a protected page)."""
+    return is_login_like(endpoint) or bool(PUBLIC.search(endpoint.function) or PUBLIC.search(endpoint.route)) \
+        or checks_secret(repo, endpoint)
 
 
 def _is_read(endpoint: Endpoint) -> bool:

@@ -45,6 +45,7 @@ from tuber.phases.rules.security._guards import (
     GuardUse,
     apply_guard,
     auth_guards,
+    checks_secret,
     guard_use,
     is_login_like,
     rate_limit_guards,
@@ -61,9 +62,6 @@ VERIFY_CALL = re.compile(r"^(check|verify|validate)_?\w*$|^authenticate\w*$|comp
                          re.IGNORECASE)
 CREATE_CALL = re.compile(r"^(hash|set|make|generate|encode)_?\w*password\w*$|^create_user$", re.IGNORECASE)
 CREATE_ROUTE = re.compile(r"regist|sign_?up|join|enrol", re.IGNORECASE)
-# a non-login route still checks a password when it calls one of these (`POST /keys` trading a password for a key)
-SECRET_CHECK = re.compile(r"^(check|verify|validate)_?\w*(password|passwd|pwd|pin|passcode|credentials?)$|"
-                          r"^authenticate$|^check_password_hash$|^(password|pin)_?matches$", re.IGNORECASE)
 
 _LIMITER = """
 import time
@@ -200,7 +198,7 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
                 f"{endpoint.function} {endpoint.route}")
             if creates and not any(VERIFY_CALL.search(name) for name in calls):
                 continue  # registration and the like create credentials; there is nothing to guess
-        elif not any(SECRET_CHECK.search(name) for name in calls) or auth_guards(repo, endpoint):
+        elif not checks_secret(repo, endpoint) or auth_guards(repo, endpoint):
             continue  # checking a password again behind a login (change password) is not a guessing oracle
         use = _sibling_limiter(repo, endpoint)
         where = f"{'/'.join(endpoint.methods)} {endpoint.route}".strip()
