@@ -49,6 +49,7 @@ from tuber.phases.rules.base import Fix, Hit, SourceFile, dotted_name, example
 from tuber.phases.rules.database import _codemod as cm
 from tuber.phases.rules.database import _queries as q
 from tuber.phases.rules.scoring import scored
+from tuber.phases.rules.storage import _tx_writes as tx
 
 if TYPE_CHECKING:
     from tuber.phases.datamap.repo import RepoMap
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
 ID = "missing-transaction"
 CATEGORY = "missing_transaction"
 LAYER = "storage"
-TRIGGERS = ("execute",)
+TRIGGERS = ("execute", "objects.", ".save(", "conn", "cursor", "session")
 WRITE_SQL = {"INSERT", "UPDATE", "DELETE", "REPLACE"}
 TRANSACTION_CONTEXTS = re.compile(r"(^|\.)(transaction|atomic|begin|begin_nested|Transaction)$")
 AUTOCOMMIT = re.compile(r"isolation_level\s*=\s*None|autocommit\s*=\s*True|\.autocommit\s*=\s*True")
@@ -69,12 +70,25 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
             continue
         if _begins_explicitly(function):
             continue
-        writes = [c for c in _unguarded_calls(function.body, file) if _is_write(c, file, repo)]
+        unguarded = list(_unguarded_calls(function.body, file))
+        writes = [c for c in unguarded if _is_write(c, file, repo)]
         by_receiver: dict[str, list[ast.Call]] = {}
         for call in writes:
             by_receiver.setdefault(dotted_name(call.func.value), []).append(call)  # type: ignore[attr-defined]
+        self_committing: set[str] = set()
+        for call in unguarded:  # repository functions that commit on their own, grouped by connection
+            connection = tx.self_committing_write(call, file, repo)
+            if connection:
+                by_receiver.setdefault(connection, []).append(call)
+                self_committing.add(connection)
+        if tx.django_autocommit(repo):
+            chain = tx.dependent_django_writes(unguarded, function)
+            if len(chain) >= 2:
+                by_receiver["django ORM (autocommit)"] = chain
         for receiver, calls in by_receiver.items():
-            commits_between = _commits_between(function, receiver, calls)
+            calls.sort(key=lambda c: (c.lineno, c.col_offset))
+            commits_between = (receiver in self_committing or receiver.startswith("django")
+                               or _commits_between(function, receiver, calls))
             if len(calls) < 2 or not (autocommit or commits_between):
                 continue
             endpoint = q.request_endpoint(repo, file.path, function.name)
@@ -133,6 +147,8 @@ def _opens_transaction(expr: ast.expr) -> bool:
 def _is_write(call: ast.Call, file: SourceFile, repo: RepoMap) -> bool:
     if not isinstance(call.func, ast.Attribute) or call.func.attr not in ("execute", "executemany") or not call.args:
         return False
+    if tx.is_core_write(call):
+        return True
     return q.sql_verb(q.constant_string(call.args[0], q.Scope(repo, file, None))) in WRITE_SQL
 
 
