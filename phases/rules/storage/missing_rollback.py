@@ -196,7 +196,7 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
     if migration is None:
         return
     if migration.stack == "alembic" and migration.upgrade is not None:
-        if _empty(migration.upgrade.body) or (migration.downgrade and not _empty(migration.downgrade.body)):
+        if _empty(migration.upgrade.body) or (migration.downgrade and not _refuses(migration.downgrade.body)):
             return
         line = (migration.downgrade or migration.upgrade).lineno
         code = derive_downgrade(migration.upgrade, file.text)
@@ -206,6 +206,12 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
                   fixable=code is not None, data={"code": code})
     elif migration.stack == "django":
         yield from _django_hits(file)
+
+
+def _refuses(body: list[ast.stmt]) -> bool:
+    """A downgrade that does nothing or only refuses: empty, or a bare `raise NotImplementedError(...)`."""
+    code = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    return _empty(body) or (len(code) == 1 and isinstance(code[0], ast.Raise))
 
 
 def _empty(body: list[ast.stmt]) -> bool:
