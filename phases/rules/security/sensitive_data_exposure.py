@@ -46,9 +46,15 @@ from tuber.phases.rules.security._guards import is_login_like
 ID = "sensitive-data-exposure"
 CATEGORY = "sensitive_data_exposure"
 LAYER = "security"
-TRIGGERS = ("password", "secret", "token", "api_key", "apikey", "to_dict", "as_dict", "response_model")
+# "return ": a response may serialise a row through a helper defined elsewhere (`[row_dict(v) for v in vets]`)
+TRIGGERS = ("password", "secret", "token", "api_key", "apikey", "to_dict", "as_dict", "response_model", "return ")
 SENSITIVE = re.compile(r"^(password|passwd|password_hash|hashed_password|pass_hash|pwd_hash|secret|.*_secret|"
-                       r"secret_key|api_key|apikey|private_key|.*_token|token|otp_secret|totp_secret)$", re.IGNORECASE)
+                       r"secret_key|api_key|apikey|private_key|.*_token|token|otp_secret|totp_secret|"
+                       r"\w+_password|\w+_password_hash|pin_hash)$", re.IGNORECASE)
+# `k.key` / `t.value` where k comes from a collection of API keys or tokens: the credential itself
+CREDENTIAL_HOLDER = re.compile(r"api_?keys?|tokens?|secrets?|credentials?", re.IGNORECASE)
+CREDENTIAL_ATTR = {"key", "token", "value", "secret", "code"}
+WHOLE_ROW_SERIALISERS = {"model_to_dict"}  # django.forms.models: every editable field unless fields= is given
 LOGGED = re.compile(r"^(password|passwd|pwd|secret|client_secret|api_key|apikey|access_token|refresh_token|token|"
                     r"password_hash|private_key)$", re.IGNORECASE)
 SERIALISERS = {"to_dict", "as_dict", "to_json", "serialize", "serialise", "dump"}
@@ -175,9 +181,21 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
                 yield Hit(line=node.lineno, message=f"log call writes {', '.join(leaked)} to the logs",
                           scores=scored(CATEGORY, hot=False), symbol=symbol, key=f"log:{','.join(leaked)}")
             continue
+        short = name.rsplit(".", 1)[-1]
+        whole_row = bool(node.args) and short in _whole_row_functions(repo)
+        if not whole_row and not (isinstance(node.func, ast.Attribute) and node.func.attr in SERIALISERS):
+            continue
         if function is None or not endpoints_reaching(repo, file.path, function.name):
             continue
         hot = True
+        if whole_row:
+            model = _model_of(file, function, node.args[0], _column_models(repo))
+            if model and not _excludes(node, model):
+                yield Hit(line=node.lineno, message=f"{ast.unparse(node)[:60]} serialises every column of "
+                          f"{model.name}, including {', '.join(model.sensitive)}, into the response",
+                          scores=scored(CATEGORY, hot=hot), symbol=symbol, key=f"rows:{short}:{model.name}",
+                          data={"kind": "row", "fields": model.sensitive})
+            continue
         if isinstance(node.func, ast.Attribute) and node.func.attr in SERIALISERS:
             model = _receiver_model(file, function, node, models)
             if model and not _excludes(node, model) and not _filtered_after(node, parents, function, model):
@@ -246,7 +264,8 @@ def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
 
 
 def _dict_literals(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
-    """Response dict literals with a sensitive key whose value is read from stored data."""
+    """Response dict literals with a sensitive key whose value is read from stored data, or whose value is a
+    stored credential itself (`"key": api_key.key`), also when the literal is built into a local first."""
     for endpoint in repo.endpoints:
         if endpoint.path != file.path or is_login_like(endpoint):
             continue
@@ -255,17 +274,38 @@ def _dict_literals(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
             if not (isinstance(sub, ast.Return) or isinstance(sub, ast.Call) and dotted_name(sub.func).endswith(
                     ("jsonify", "JSONResponse", "JsonResponse"))):
                 continue
-            for literal in ast.walk(sub):
-                if not isinstance(literal, ast.Dict):
-                    continue
+            for literal, line in _response_dicts(node, sub):
                 keys = [k.value for k, v in zip(literal.keys, literal.values, strict=True)
-                        if isinstance(k, ast.Constant) and isinstance(k.value, str) and SENSITIVE.match(k.value)
-                        and isinstance(v, ast.Attribute | ast.Subscript)]
+                        if isinstance(k, ast.Constant) and isinstance(k.value, str) and (
+                            SENSITIVE.match(k.value) and isinstance(v, ast.Attribute | ast.Subscript)
+                            or _stored_credential(node, v))]
                 if keys:
-                    yield Hit(line=literal.lineno, message=f"{endpoint.route or endpoint.function} returns "
+                    direct = line == literal.lineno
+                    yield Hit(line=line, message=f"{endpoint.route or endpoint.function} returns "
                               f"{', '.join(keys)} read from stored data", scores=scored(CATEGORY),
-                              symbol=endpoint.function, key=f"literal:{','.join(keys)}", fixable=True,
-                              data={"kind": "literal", "fields": tuple(keys)})
+                              symbol=endpoint.function, key=f"literal:{','.join(keys)}", fixable=direct,
+                              data={"kind": "literal", "fields": tuple(keys)} if direct else {})
+
+
+def _response_dicts(function: ast.AST, response: ast.AST) -> Iterator[tuple[ast.Dict, int]]:
+    """Dict literals in a response expression, and in the locals it returns (reported at the response)."""
+    names = {n.id for n in ast.walk(response) if isinstance(n, ast.Name)}
+    for literal in ast.walk(response):
+        if isinstance(literal, ast.Dict):
+            yield literal, literal.lineno
+    for node in ast.walk(function):
+        if isinstance(node, ast.Assign) and node.lineno < response.lineno and any(  # type: ignore[attr-defined]
+                isinstance(t, ast.Name) and t.id in names for t in node.targets):
+            for literal in ast.walk(node.value):
+                if isinstance(literal, ast.Dict):
+                    yield literal, response.lineno  # type: ignore[attr-defined]
+
+
+def _stored_credential(function: ast.AST, value: ast.expr | None) -> bool:
+    """`k.key` where `k` comes from a collection of API keys/tokens (not a slice of it: `k.key[-4:]` is a hint)."""
+    if not (isinstance(value, ast.Attribute) and value.attr in CREDENTIAL_ATTR and isinstance(value.value, ast.Name)):
+        return False
+    return bool(CREDENTIAL_HOLDER.search(_expand(function, value.value.id)))
 
 
 def _logged_names(expr: ast.expr) -> set[str]:
@@ -340,12 +380,74 @@ def _receiver_model(file: SourceFile, function: ast.AST, call: ast.Call, models:
                 origin += ast.unparse(node.value if not isinstance(node, ast.For | ast.comprehension) else node.iter)
     else:
         origin = ast.unparse(receiver)  # current_user().to_dict(), g.user.to_dict()
+    origin = _expand(function, origin)
     mentioned = [m for name, m in models.items() if re.search(rf"\b{re.escape(name)}\b", origin)]
     if len(mentioned) == 1:
         return mentioned[0]
     if not mentioned and origin and len(models) == 1 and re.search(r"user|account|current", origin, re.IGNORECASE):
         return next(iter(models.values()))
     return None
+
+
+def _expand(function: ast.AST, text: str, depth: int = 3) -> str:
+    """`text` plus the source of the local assignments (and loop iterables) of the names it uses, a few levels
+    deep: `vet` -> `for vet in vets` -> `vets = db.scalars(select(Vet))`."""
+    seen: set[str] = set()
+    for _ in range(depth):
+        names = set(re.findall(r"\b[a-z_]\w*\b", text)) - seen
+        if not names:
+            break
+        seen |= names
+        for node in ast.walk(function):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+                node, ast.For | ast.comprehension | ast.AnnAssign) else []
+            if any(isinstance(t, ast.Name) and t.id in names for t in targets):
+                value = node.iter if isinstance(node, ast.For | ast.comprehension) else node.value
+                if value is not None:
+                    text += " " + ast.unparse(value)
+    return text
+
+
+def _model_of(file: SourceFile, function: ast.AST, arg: ast.expr, models: dict[str, _Model]) -> _Model | None:
+    """The model class an argument holds, judged by where it was loaded (`get_object_or_404(Supplier, ...)`)."""
+    origin = _expand(function, ast.unparse(arg))
+    mentioned = [m for name, m in models.items() if re.search(rf"\b{re.escape(name)}\b", origin)]
+    return mentioned[0] if len(mentioned) == 1 else None
+
+
+def _whole_row_functions(repo: RepoMap) -> set[str]:
+    """Functions that serialise every column of the object they are given: Django's model_to_dict and the
+    repository's own helpers that loop over `__table__.columns` / `_meta.fields` of their parameter."""
+    def build() -> set[str]:
+        found = set(WHOLE_ROW_SERIALISERS)
+        for file in repo.python_files():
+            if not ALL_COLUMNS.search(file.text):
+                continue
+            for node in file.tree.body:
+                if isinstance(node, ast.FunctionDef) and node.args.args and ALL_COLUMNS.search(file.segment(node)) \
+                        and not any(a.arg in ("only", "fields", "exclude") for a in node.args.args[1:]):
+                    found.add(node.name)
+        return found
+
+    return repo.derived("sensitive_whole_row_functions", build)
+
+
+def _column_models(repo: RepoMap) -> dict[str, _Model]:
+    """Every class that declares a sensitive column/field, by name (for whole-row serialisers)."""
+    def build() -> dict[str, _Model]:
+        found: dict[str, _Model] = {}
+        for file in repo.python_files():
+            for node in ast.walk(file.tree):
+                if not isinstance(node, ast.ClassDef):
+                    continue
+                fields = [t.id for item in node.body for t in (item.targets if isinstance(item, ast.Assign) else
+                          [item.target] if isinstance(item, ast.AnnAssign) else []) if isinstance(t, ast.Name)]
+                sensitive = tuple(f for f in fields if SENSITIVE.match(f))
+                if sensitive:
+                    found.setdefault(node.name, _Model(node.name, sensitive, ""))
+        return found
+
+    return repo.derived("sensitive_column_models", build)
 
 
 def _filtered_after(call: ast.Call, parents: tuple[ast.AST, ...], function: ast.AST, model: _Model) -> bool:
