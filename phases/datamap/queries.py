@@ -192,6 +192,9 @@ class _Reader:
                 continue
             if name in {"select", "query"} and call.args:
                 entity = entity or self._entity(call.args[0])
+                first = call.args[0]
+                if name == "select" and len(call.args) == 1 and isinstance(first, ast.Name) and first.id in self.core:
+                    query.star_tables = (self.core[first.id],)  # Core select(table): every column, like SELECT *
             elif name in {"get_object_or_404", "get_list_or_404"} and call.args:
                 entity = entity or self._entity_of_source(call.args[0])
                 self._django_filter(query, entity, call)

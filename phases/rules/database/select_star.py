@@ -121,7 +121,7 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
 
 def _star_table(query: Query, repo: RepoMap) -> str | None:
     tables = set(query.star_tables)
-    if query.kind != "sql" or len(tables) != 1:
+    if len(tables) != 1:  # raw SELECT * or a Core select(table)
         return None
     table = next(iter(tables))
     return table if table in repo.schema.tables and repo.schema.tables[table].columns else None
@@ -139,7 +139,8 @@ def used_columns(file: SourceFile, query: Query) -> set[str] | None:
     row_names: set[str] = set()
     node: ast.AST = query.node
     while isinstance(parents.get(node), ast.Attribute | ast.Call) and (
-            isinstance(parents[node], ast.Attribute) or parents[node].func is node):  # type: ignore[union-attr]
+            isinstance(parents[node], ast.Attribute) or parents[node].func is node  # type: ignore[union-attr]
+            or _executes(parents[node], node)):
         node = parents[node]
     holder = parents.get(node)
     single = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in {
@@ -183,6 +184,12 @@ def used_columns(file: SourceFile, query: Query) -> set[str] | None:
                 elif not _is_test(parent):
                     return None
     return used
+
+
+def _executes(parent: ast.AST, node: ast.AST) -> bool:
+    """`conn.execute(select(t))`: the statement is run, its rows are the execute call's result."""
+    return (isinstance(parent, ast.Call) and isinstance(parent.func, ast.Attribute)
+            and parent.func.attr in ("execute", "scalars") and bool(parent.args) and parent.args[0] is node)
 
 
 def _row_target(name: ast.Name, parent: ast.AST | None, parents: dict[ast.AST, ast.AST]) -> str | None:
