@@ -37,13 +37,14 @@ from dataclasses import dataclass
 
 from tuber.agent.models import RiskParts
 from tuber.phases.datamap.repo import RepoMap
+from tuber.phases.rules.api._input_writes import unchecked_writes
 from tuber.phases.rules.base import Example, Fix, Hit, SourceFile, dotted_name, example
 from tuber.phases.rules.scoring import scored
 
 ID = "missing-input-validation"
 CATEGORY = "missing_input_validation"
 LAYER = "api"
-TRIGGERS = ("BaseModel", "SQLModel")
+TRIGGERS = ("BaseModel", "SQLModel", "request")
 BOUNDS = {"gt", "ge", "lt", "le", "min_length", "max_length", "multiple_of", "max_digits", "decimal_places", "pattern",
           "regex"}
 COPYABLE = {"gt", "ge", "lt", "le", "min_length", "max_length"}
@@ -165,18 +166,27 @@ class _Field:
 
 
 def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
-    """Bare numeric/text fields of request models whose kind the repository bounds elsewhere."""
+    """Bare numeric/text fields of request models whose kind the repository bounds elsewhere, and Flask/Django
+    views that write request-body values nothing checked."""
+    for write in unchecked_writes(file, repo):
+        yield Hit(line=write.line, message=f"{write.function} ({write.route}) writes {', '.join(write.fields)} from "
+                  "the request body with no check of type, length or range", scores=scored(CATEGORY),
+                  symbol=write.function, key=f"write:{write.function}:{','.join(write.fields)}")
     fields, inputs = _catalogue(repo)
+    numeric_bounded = any(f.type in NUMERIC and any(k in COPYABLE for k, _ in f.bounds) for f in fields)
     for field in fields:
         if field.path != file.path or field.model not in inputs or field.bounds or _is_identifier(field.name):
             continue
         bounds = _sibling_bounds(field, fields)
-        if not bounds and not (field.type in NUMERIC and QUANTITY.match(field.name)):
+        quantity = field.type in NUMERIC and bool(QUANTITY.match(field.name))
+        # a bare number in a project that bounds its numbers elsewhere: the convention was missed here
+        convention = field.type in NUMERIC and numeric_bounded and field.type not in ("PositiveInt", "NonNegativeInt")
+        if not bounds and not quantity and not convention:
             continue
         source = f" (as {bounds[0]}.{field.name})" if bounds else ""
         yield Hit(line=field.line, message=f"{field.model}.{field.name} is a request field with no bounds{source}; "
                   "any value reaches the database", scores=scored(CATEGORY), symbol=field.model,
-                  key=f"field:{field.model}.{field.name}", fixable=True)
+                  key=f"field:{field.model}.{field.name}", fixable=bool(bounds) or quantity)
 
 
 def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
