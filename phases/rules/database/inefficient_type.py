@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 from tuber.phases.datamap.model import Column, Table
 from tuber.phases.datamap.schema_common import callee, keyword, string
 from tuber.phases.rules.base import Example, Hit, SourceFile, example
+from tuber.phases.rules.database._closed_sets import check_in_values, guarded_assignments
 from tuber.phases.rules.scoring import scored
 
 if TYPE_CHECKING:
@@ -130,15 +131,18 @@ def _width(type_: str) -> int | None:
 
 def _closed_set(file: SourceFile, repo: RepoMap, table: Table, column: Column) -> set[str]:
     """The small set of values the code shows this column takes, or an empty set."""
-    call = _definition(file, column)
+    call = _definition(file, column) if file.language == "python" else None
     if call is not None:
         choices = keyword(call, "choices")
         if choices is not None:
             return _choice_values(choices, file)
+    checked = check_in_values(file.text, column.name)
+    if checked:
+        return checked
     for constant, values in _constants(repo).items():
         if _names_column(constant, column.attribute or column.name, table):
             return values
-    return set()
+    return guarded_assignments(repo, _constants(repo)).get(column.attribute or column.name, set())
 
 
 def _definition(file: SourceFile, column: Column) -> ast.Call | None:

@@ -44,6 +44,7 @@ ID = "missing-fk-constraint"
 CATEGORY = "missing_fk_constraint"
 LAYER = "database"
 TRIGGERS = ("_id",)
+RELATION = re.compile(r"^(ForeignKey|OneToOneField)\(")  # a relation the schema map left without a constraint
 INTEGER = re.compile(r"^(Integer|BigInteger|SmallInteger|int|INT|INTEGER|BIGINT|SMALLINT|"
                      r"(Positive)?(Big|Small)?IntegerField)\b")
 
@@ -101,7 +102,8 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
         for column in table.columns.values():
             if column.path != file.path or column.foreign_key or column.primary_key:
                 continue
-            if not column.name.endswith("_id") or not INTEGER.match(column.type or ""):
+            disabled = bool(RELATION.match(column.type or ""))  # ForeignKey(..., db_constraint=False)
+            if not column.name.endswith("_id") or not (INTEGER.match(column.type or "") or disabled):
                 continue
             target = _target(schema, table, column.name[:-3])
             if target is None:

@@ -1,0 +1,52 @@
+"""Missing foreign key constraints in SQL schemas and migrations (`CREATE TABLE` in .sql files).
+
+The same judgement as `missing_fk_constraint` (a `<thing>_id` integer column that holds another table's
+integer primary key, with no REFERENCES), read from the schema map built out of `.sql` files: plain
+schema files and `NNNN_name.up.sql` / `V2__name.sql` migrations. See missing_fk_constraint.py for why and
+for fix safety (not fixable automatically: orphaned ids must be audited first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from tuber.phases.rules.base import Example, Hit, SourceFile, example
+from tuber.phases.rules.database import missing_fk_constraint as python_rule
+
+if TYPE_CHECKING:
+    from tuber.phases.datamap.repo import RepoMap
+
+ID = "missing-fk-constraint-sql"
+CATEGORY = "missing_fk_constraint"
+LAYER = "database"
+LANGUAGE = "sql"
+TRIGGERS = ("_id", "_ID")
+
+VALID: list[Example] = [
+    example("""
+        CREATE TABLE customers (id INTEGER PRIMARY KEY, email VARCHAR(254) NOT NULL);
+        CREATE TABLE orders (
+            id INTEGER PRIMARY KEY,
+            customer_id INTEGER NOT NULL REFERENCES customers (id),
+            stripe_charge_id INTEGER
+        );
+        """, path="migrations/0001_init.up.sql", note="a REFERENCES clause; an id of an outside system"),
+]
+
+INVALID: list[Example] = [
+    example("""
+        CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+        CREATE TABLE stock_moves (
+            id INTEGER PRIMARY KEY,
+            item_id INTEGER NOT NULL,
+            quantity INTEGER NOT NULL
+        );
+        """, path="migrations/0001_init.up.sql"),
+]
+
+
+def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
+    """One hit per unreferenced `<thing>_id` column this SQL file defines."""
+    yield from python_rule.detect(file, repo)
+
