@@ -250,11 +250,8 @@ def _helper_reads(call: ast.Call, names: set[str], scope: q.Scope) -> bool:
         return False
     file, function = resolved
     inner = scope.inner(file, function, {})
-    for node in q.walk_function(function):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in QUERY_CALLS:
-            if q.trace(node, inner) is not None:
-                return True
-    return False
+    return any(isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in QUERY_CALLS
+               and q.trace(node, inner) is not None for node in q.walk_function(function))
 
 
 def _covered(path: str, kind: str, eager: frozenset[str]) -> bool:

@@ -177,9 +177,8 @@ def _caches_call_to(caller: q.Def, callee: str) -> bool:
         return True
     for node in q.walk_function(caller):
         if isinstance(node, ast.Assign) and any(isinstance(c, ast.Call) and dotted_name(c.func).endswith(callee)
-                                                for c in ast.walk(node.value)):
-            if any(_is_store(t) for t in node.targets):
-                return True
+                                                for c in ast.walk(node.value)) and any(_is_store(t) for t in node.targets):
+            return True
     return False
 
 
