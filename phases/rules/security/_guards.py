@@ -169,6 +169,8 @@ def guard_use(repo: RepoMap, sibling: Endpoint, guard: Guard) -> GuardUse | None
         return None
     if guard.kind == "dependency" and sibling.framework == "fastapi":
         return GuardUse(sibling, guard, guard.name, 0)
+    if guard.kind == "base" and sibling.framework == "django" and _class_of(file, sibling.line) is not None:
+        return GuardUse(sibling, guard, guard.name, 0)  # a mixin: first base of the view class
     if guard.kind != "decorator":
         return None
     names = [dotted_name(d) for d in node.decorator_list]
@@ -188,6 +190,8 @@ def apply_guard(repo: RepoMap, endpoint: Endpoint, use: GuardUse) -> dict[str, s
     file = repo.file(endpoint.path)
     if file is None:
         return None
+    if use.guard.kind == "base":
+        return _apply_mixin(repo, file, endpoint, use)
     root = use.text.split("(", 1)[0].split(".", 1)[0]
     import_line = "" if _binds(file, root) else _import_for(repo, file, use.sibling.path, root)
     if import_line is None:
@@ -227,6 +231,66 @@ def apply_guard(repo: RepoMap, endpoint: Endpoint, use: GuardUse) -> dict[str, s
     if use.guard.kind == "dependency" and not _binds(file, "Depends"):
         text = _add_import(text, "from fastapi import Depends")
     return {endpoint.path: text}
+
+
+# class attributes that configure Django's access mixins; copied so the view refuses the way its siblings do
+ACCESS_SETTINGS = {"raise_exception", "login_url", "redirect_field_name", "permission_denied_message",
+                   "permission_required"}
+
+
+def _class_of(file: SourceFile, line: int) -> ast.ClassDef | None:
+    """The top-level class whose body holds `line` (a class-based view's handler method)."""
+    return next((n for n in file.tree.body if isinstance(n, ast.ClassDef)
+                 and n.lineno <= line <= (n.end_lineno or n.lineno)), None)
+
+
+def _apply_mixin(repo: RepoMap, file: SourceFile, endpoint: Endpoint, use: GuardUse) -> dict[str, str] | None:
+    """Put the siblings' access mixin first among the view class's bases, with the settings the sibling gives
+    it (`raise_exception = True`), and import it when the module does not yet."""
+    import libcst as cst
+
+    target = _class_of(file, endpoint.line)
+    source = repo.file(use.sibling.path)
+    sibling = _class_of(source, use.sibling.line) if source is not None else None
+    if target is None or sibling is None or source is None or use.text in {dotted_name(b) for b in target.bases}:
+        return None
+    defined = {t.id for s in target.body if isinstance(s, ast.Assign) for t in s.targets if isinstance(t, ast.Name)}
+    settings = [source.segment(s) for s in sibling.body if isinstance(s, ast.Assign) and len(s.targets) == 1
+                and isinstance(s.targets[0], ast.Name) and s.targets[0].id in ACCESS_SETTINGS - defined]
+    root = use.text.split(".", 1)[0]
+    import_line = "" if _binds(file, root) else _import_for(repo, file, use.sibling.path, root)
+    if import_line is None:
+        return None
+
+    class AddBase(cst.CSTTransformer):
+        done = False
+
+        def leave_ClassDef(self, original: cst.ClassDef, updated: cst.ClassDef) -> cst.ClassDef:
+            if self.done or original.name.value != target.name:
+                return updated
+            self.done = True
+            base = cst.Arg(cst.parse_expression(use.text), comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+            body = list(updated.body.body)
+            at = 1 if body and _is_docstring_cst(body[0]) else 0
+            body[at:at] = [cst.parse_statement(line + "\n") for line in settings]
+            if settings and at < len(body) - len(settings):
+                body[at + len(settings)] = body[at + len(settings)].with_changes(
+                    leading_lines=[cst.EmptyLine(indent=False), *body[at + len(settings)].leading_lines])
+            return updated.with_changes(bases=[base, *updated.bases], lpar=cst.LeftParen(), rpar=cst.RightParen(),
+                                        body=updated.body.with_changes(body=body))
+
+    transformer = AddBase()
+    text = cst.parse_module(file.text).visit(transformer).code
+    if not transformer.done:
+        return None
+    return {endpoint.path: _add_import(text, import_line) if import_line else text}
+
+
+def _is_docstring_cst(statement: object) -> bool:
+    import libcst as cst
+
+    return isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1 and isinstance(
+        statement.body[0], cst.Expr) and isinstance(statement.body[0].value, cst.SimpleString | cst.ConcatenatedString)
 
 
 def _is_route(decorator: ast.expr) -> bool:

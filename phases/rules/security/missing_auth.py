@@ -30,7 +30,8 @@ def list_messages(ticket_id): ...
 
 ## Fix safety
 The fix applies the guard a sibling uses, with the same arguments, in the same position; anonymous callers
-now get the same 401/redirect as on the siblings. Django mixins (class bases) are reported but not fixed.
+now get the same 401/redirect as on the siblings. A Django class-based view gets the siblings' access mixin as
+its first base, with the settings they give it (`raise_exception = True`).
 """
 
 from __future__ import annotations
@@ -238,6 +239,60 @@ INVALID: list[Example] = [
         def loan_history(request, pk):
             return JsonResponse(list(Loan.objects.filter(pk=pk).values()), safe=False)
         """, path="lending/views.py", note="django function views"),
+    example("""
+        from django.contrib.auth.mixins import LoginRequiredMixin
+        from django.http import JsonResponse
+        from django.views import View
+        from .models import Loan
+
+        class LoanListView(LoginRequiredMixin, View):
+            raise_exception = True
+
+            def get(self, request):
+                return JsonResponse(list(Loan.objects.values()), safe=False)
+
+        class LoanDetailView(LoginRequiredMixin, View):
+            raise_exception = True
+
+            def get(self, request, pk):
+                return JsonResponse(Loan.objects.values().get(pk=pk))
+
+        class LoanHistoryView(View):
+            def get(self, request, pk):
+                return JsonResponse(list(Loan.objects.filter(pk=pk).values()), safe=False)
+        """, """
+        from django.contrib.auth.mixins import LoginRequiredMixin
+        from django.http import JsonResponse
+        from django.views import View
+        from .models import Loan
+
+        class LoanListView(LoginRequiredMixin, View):
+            raise_exception = True
+
+            def get(self, request):
+                return JsonResponse(list(Loan.objects.values()), safe=False)
+
+        class LoanDetailView(LoginRequiredMixin, View):
+            raise_exception = True
+
+            def get(self, request, pk):
+                return JsonResponse(Loan.objects.values().get(pk=pk))
+
+        class LoanHistoryView(LoginRequiredMixin, View):
+            raise_exception = True
+
+            def get(self, request, pk):
+                return JsonResponse(list(Loan.objects.filter(pk=pk).values()), safe=False)
+        """, path="lending/views.py", extra={"lending/urls.py": """
+        from django.urls import path
+        from . import views
+
+        urlpatterns = [
+            path("loans/", views.LoanListView.as_view()),
+            path("loans/<int:pk>/", views.LoanDetailView.as_view()),
+            path("loans/<int:pk>/history/", views.LoanHistoryView.as_view()),
+        ]
+        """}, note="django class-based views: the siblings' mixin and its settings"),
 ]
 
 
