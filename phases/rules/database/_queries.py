@@ -293,6 +293,8 @@ def _trace_call(call: ast.Call, scope: Scope) -> Origin | None:
     method = func.attr
     if method == "query" and call.args:  # session.query(Model) / session.query(Model.id, ...)
         return _select(call, scope)
+    if method == "select" and call.args and dotted_name(call.args[0]).split(".")[0] in known:
+        return _select(call, scope)  # Flask-SQLAlchemy's db.select(Model)
     if method in SESSION_EXECUTORS and call.args:
         origin = trace(call.args[0], scope)
         if origin is None and isinstance(call.args[0], ast.Constant | ast.JoinedStr | ast.BinOp | ast.Name):
