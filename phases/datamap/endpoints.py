@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from tuber.phases.datamap.fastapi_depends import depends_aliases, depends_list, parameter_depends
 from tuber.phases.datamap.model import Endpoint
 from tuber.phases.rules.base import SourceFile, dotted_name
 
@@ -45,7 +46,7 @@ def find_endpoints(repo: RepoMap) -> list[Endpoint]:
     """Every endpoint of the repository, sorted by file and line."""
     files = [f for f in repo.python_files() if _parses(f)]
     mounts = _include_router_mounts(repo, files)
-    aliases = _depends_aliases(repo, files)
+    aliases = depends_aliases(repo, files)
     endpoints: list[Endpoint] = []
     for file in files:
         if not any(word in file.text for word in ("flask", "fastapi", "Flask", "FastAPI", "MethodView", "Resource")):
@@ -106,7 +107,7 @@ def _routers(file: SourceFile) -> dict[str, _Router]:
             if kind in FLASK_APPS | FASTAPI_APPS:
                 prefix = _keyword_str(node.value, "url_prefix" if kind in FLASK_APPS else "prefix")
                 router = _Router("flask" if kind in FLASK_APPS else "fastapi", prefix,
-                                 _depends_list(_keyword(node.value, "dependencies")))
+                                 depends_list(_keyword(node.value, "dependencies")))
                 for target in node.targets:
                     if isinstance(target, ast.Name):
                         routers[target.id] = router
@@ -153,9 +154,9 @@ def _route_decorator(decorator: ast.expr, routers: dict[str, _Router], framework
 def _decorated_endpoint(file: SourceFile, node: Def, decorator: ast.Call,
                         route: tuple[_Router, str, tuple[str, ...]], aliases: dict[str, str]) -> Endpoint:
     router, url, methods = route
-    dependencies = [*router.dependencies, *_depends_list(_keyword(decorator, "dependencies"))]
+    dependencies = [*router.dependencies, *depends_list(_keyword(decorator, "dependencies"))]
     if router.framework == "fastapi":
-        dependencies.extend(_parameter_depends(node, aliases))
+        dependencies.extend(parameter_depends(node, aliases))
     return Endpoint(
         path=file.path, line=node.lineno, decorator_line=_first_line(node), function=node.name, route=url,
         methods=methods, framework=router.framework, decorators=tuple(_decorator_names(node)),
@@ -224,7 +225,7 @@ def _include_router_mounts(repo: RepoMap, files: list[SourceFile]) -> dict[str, 
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                     and node.func.attr == "include_router" and node.args):
                 continue
-            mount = _Router("fastapi", _keyword_str(node, "prefix"), _depends_list(_keyword(node, "dependencies")))
+            mount = _Router("fastapi", _keyword_str(node, "prefix"), depends_list(_keyword(node, "dependencies")))
             if not mount.prefix and not mount.dependencies:
                 continue
             target = dotted_name(node.args[0])
@@ -235,72 +236,6 @@ def _include_router_mounts(repo: RepoMap, files: list[SourceFile]) -> dict[str, 
             elif resolved:
                 mounts[resolved[0]][resolved[1] or target] = mount
     return mounts
-
-
-def _parameter_depends(node: Def, aliases: dict[str, str]) -> Iterator[str]:
-    """Names passed to Depends()/Security() in parameter defaults or Annotated[...] hints, including hints that
-    name a module-level alias (`CurrentUser = Annotated[User, Depends(get_current_user)]`)."""
-    args = node.args
-    for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
-        if arg.annotation is not None:
-            for sub in ast.walk(arg.annotation):
-                if isinstance(sub, ast.Call) and _is_depends(sub):
-                    yield _depends_target(sub, arg.annotation)
-                elif isinstance(sub, ast.Name | ast.Attribute) and dotted_name(sub) in aliases:
-                    yield aliases[dotted_name(sub)]
-    for default in [*args.defaults, *args.kw_defaults]:
-        if isinstance(default, ast.Call) and _is_depends(default):
-            yield _depends_target(default, None)
-
-
-def _depends_aliases(repo: RepoMap, files: list[SourceFile]) -> dict[str, dict[str, str]]:
-    """Per file: local name -> dependency target, for names bound to `Annotated[..., Depends(target)]` in that
-    file or imported from the file that defines them."""
-    defined: dict[tuple[str, str], str] = {}
-    for file in files:
-        if "Annotated" not in file.text:
-            continue
-        for statement in file.tree.body:
-            target = statement.targets[0] if isinstance(statement, ast.Assign) and len(statement.targets) == 1 \
-                else statement.target if isinstance(statement, ast.AnnAssign) else None
-            value = statement.value if isinstance(statement, ast.Assign | ast.AnnAssign) else None
-            if isinstance(target, ast.Name) and isinstance(value, ast.Subscript) \
-                    and dotted_name(value.value).rsplit(".", 1)[-1] == "Annotated":
-                depends = [c for c in ast.walk(value) if isinstance(c, ast.Call) and _is_depends(c)]
-                if depends:
-                    defined[(file.path, target.id)] = _depends_target(depends[0], None)
-    if not defined:
-        return {}
-    names = {name for _, name in defined}
-    aliases: dict[str, dict[str, str]] = {}
-    for file in files:
-        local = {name: dep for (path, name), dep in defined.items() if path == file.path}
-        if any(name in file.text for name in names):
-            for name, (path, attr) in _imports(repo, file).items():
-                if (path, attr) in defined:
-                    local[name] = defined[(path, attr)]
-        if local:
-            aliases[file.path] = local
-    return aliases
-
-
-def _is_depends(call: ast.Call) -> bool:
-    return dotted_name(call.func).rsplit(".", 1)[-1] in ("Depends", "Security")
-
-
-def _depends_target(call: ast.Call, annotation: ast.expr | None) -> str:
-    if call.args:
-        return dotted_name(call.args[0]) or ast.unparse(call.args[0])
-    dependency = _keyword(call, "dependency")
-    if dependency is not None:
-        return dotted_name(dependency)
-    return dotted_name(annotation) if annotation is not None else ""
-
-
-def _depends_list(node: ast.expr | None) -> list[str]:
-    if not isinstance(node, ast.List | ast.Tuple):
-        return []
-    return [_depends_target(e, None) for e in node.elts if isinstance(e, ast.Call) and _is_depends(e)]
 
 
 # ---- which functions run on a request path ----
