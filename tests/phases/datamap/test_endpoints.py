@@ -194,3 +194,31 @@ def test_not_an_endpoint(tmp_path: Path) -> None:
                 pass
         """})
     assert repo.endpoints == []
+
+
+def test_fastapi_annotated_alias_from_another_module_is_a_dependency(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, {"api/deps.py": """
+        from typing import Annotated
+        from fastapi import Depends
+
+        def get_current_user():
+            return None
+
+        CurrentUser = Annotated[dict, Depends(get_current_user)]
+        """, "api/orders.py": """
+        from fastapi import APIRouter
+        from .deps import CurrentUser
+
+        router = APIRouter(prefix="/orders")
+
+        @router.get("")
+        def list_orders(user: CurrentUser):
+            return []
+
+        @router.get("/{order_id}")
+        def show_order(order_id: int):
+            return {}
+        """})
+    endpoints = by_function(repo)
+    assert endpoints["list_orders"].dependencies == ("get_current_user",)
+    assert endpoints["show_order"].dependencies == ()
