@@ -147,9 +147,9 @@ def test_proposed_and_unfixable_opportunities_go_to_the_ledger_and_the_next_one_
     # the index has no migration framework to go into here: nothing else can be done, and the stop says why
     result = plan(diagnosis, repo, PlanLimits(), proposed=[branch_name(injection)])
     assert isinstance(result, Stop) and result.condition is StopCondition.NO_CLEAR_WIN
-    assert result.details == (f"{injection.title}: already proposed on {branch_name(injection)}",
-                              f"{pooling.title}: no deterministic fix can be applied: notes/store.py:5: no deterministic fix",
-                              *[d for d in result.details[2:] if d.startswith(f"{index.title}: no deterministic fix")])
+    assert result.details[0] == f"{injection.title}: already proposed on {branch_name(injection)}"
+    assert result.details[1].startswith(f"{pooling.title}: no deterministic fix can be applied: ")
+    assert result.details[2].startswith(f"{index.title}: no deterministic fix can be applied: ")
     assert len(result.details) == 3
 
 
