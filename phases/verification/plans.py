@@ -3,8 +3,10 @@ branch (its migrations, its SQL schema files, or its SQLAlchemy models), the ind
 by comparing the two, and for each one a lookup on the indexed columns is planned and timed on a scratch SQLite
 database filled with generated rows, without and then with the index.
 
-The lookup is a representative `SELECT * FROM <table> WHERE <indexed columns> = ?`, labelled as such: the
-exact query of the finding is not extracted from the application's code.
+The query is the finding's own shape (query_shape.py: its table, equality filters and sort column, as the
+missing_index rules read them from the application's query), or, for an index no claimed finding names, a
+representative lookup on the indexed columns, labelled as such. When the repository targets PostgreSQL the same
+queries are also run with EXPLAIN (ANALYZE, BUFFERS) on the throwaway server (plans_pg.py).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from tuber.agent.models import Measurement
 from tuber.phases.verification.migrations import Target, alembic_command, alembic_ini, django_migrate, sql_step
 from tuber.phases.verification.proof import Context, Proof
+from tuber.phases.verification.query_shape import allowed_literals, check_clauses, finding_query
 
 RUNS = 7
 SCHEMA_RUNNER = Path(__file__).with_name("schema_runner.py")
@@ -34,9 +37,9 @@ class NewIndex:
     columns: tuple[str, ...]
 
 
-def build_schema(ctx: Context, tree: Path, path: Path) -> str:
-    """Create the tree's schema in SQLite file `path`; returns '' on success, else why it could not."""
-    target = Target("sqlite", f"sqlite:///{path}", sqlite_path=path)
+def build_schema(ctx: Context, tree: Path, path: Path | Target) -> str:
+    """Create the tree's schema in SQLite file `path` (or any scratch Target); '' on success, else why not."""
+    target = path if isinstance(path, Target) else Target("sqlite", f"sqlite:///{path}", sqlite_path=path)
     if alembic_ini(tree) is not None:
         ok, output = alembic_command(ctx, tree, None, target, "upgrade", "head")
         return "" if ok else f"alembic upgrade head failed: {output.strip()[-300:]}"
@@ -56,7 +59,8 @@ def build_schema(ctx: Context, tree: Path, path: Path) -> str:
     ]
     if not modules:
         return "no migrations, SQL schema or SQLAlchemy models to build a scratch database from"
-    done = ctx.sandbox.run([ctx.settings.python, str(SCHEMA_RUNNER), str(tree), str(path), *modules], tree,
+    where = str(target.sqlite_path) if target.sqlite_path is not None else target.url
+    done = ctx.sandbox.run([ctx.settings.python, str(SCHEMA_RUNNER), str(tree), where, *modules], tree,
                            timeout=ctx.settings.verify.timeout)
     return "" if done.ok else f"creating the SQLAlchemy tables failed: {done.output.strip()[-300:]}"
 
@@ -87,7 +91,12 @@ def fill(path: Path, table: str, rows: int) -> str:
         info = conn.execute(f'PRAGMA table_info("{table}")').fetchall()
         columns = [(name, (ctype or "").upper()) for _, name, ctype, _, _, pk in info
                    if not (pk and "INT" in (ctype or "").upper())]
-        values = [tuple(_value(name, ctype, i) for name, ctype in columns) for i in range(rows)]
+        ddl = (conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone() or ("",))[0] or ""
+        checks = check_clauses(ddl)
+        # A CHECK naming literals (`unit IN ('kwh', 'm3')`) restricts a column: cycle through them.
+        allowed = {name: allowed_literals(checks, name) for name, _ in columns}
+        values = [tuple(allowed[name][i % len(allowed[name])] if allowed[name] else _value(name, ctype, i + 1)
+                        for name, ctype in columns) for i in range(rows)]
         names = ", ".join(f'"{name}"' for name, _ in columns)
         marks = ", ".join("?" for _ in columns)
         try:
@@ -145,10 +154,10 @@ def prove_plans(ctx: Context) -> Proof:
         if error:
             notes.append(f"query plan for {index.name}: could not generate rows in {index.table}: {error}")
             continue
-        where = " AND ".join(f'"{c}" = ?' for c in index.columns)
-        sql = f'SELECT * FROM "{index.table}" WHERE {where}'
+        shape = finding_query(ctx, index)
+        sql, filters = shape.sql("?"), shape.filters
         with sqlite3.connect(data) as conn:
-            params = conn.execute(f'SELECT {", ".join(chr(34) + c + chr(34) for c in index.columns)} FROM "{index.table}" '
+            params = conn.execute(f'SELECT {", ".join(chr(34) + c + chr(34) for c in filters)} FROM "{index.table}" '
                                   f"LIMIT 1 OFFSET ?", (rows // 2,)).fetchone()
         plan_before, before = plan_and_time(data, sql, params)
         with sqlite3.connect(branch_db) as conn:
@@ -158,8 +167,7 @@ def prove_plans(ctx: Context) -> Proof:
                 conn.execute(ddl[0])
             conn.execute("ANALYZE")
         plan_after, after = plan_and_time(data, sql, params)
-        how = (f"SQLite, scratch database with {rows} generated rows in {index.table}; representative lookup on "
-               f"the indexed column(s)")
+        how = f"SQLite, scratch database with {rows} generated rows in {index.table}; {shape.label}"
         ratio = statistics.median(after) / statistics.median(before) if statistics.median(before) else 0.0
         measurements += [
             Measurement(name=f"query plan: {sql}", before=plan_before, after=plan_after, how=f"EXPLAIN QUERY PLAN; {how}"),
@@ -174,7 +182,21 @@ def prove_plans(ctx: Context) -> Proof:
             failed[owner] = f"index {index.name}: {regression}"
     if not indexes:
         notes.append("no index added by the branch: no query plans to compare")
+    elif wants_postgres(ctx):
+        from tuber.phases.verification.plans_pg import prove_plans_postgres
+
+        pg = prove_plans_postgres(ctx, [(index, finding_query(ctx, index)) for index in indexes])
+        measurements += pg.measurements
+        notes += pg.notes
     return Proof(measurements=tuple(measurements), notes=tuple(notes), failed=failed)
+
+
+def wants_postgres(ctx: Context) -> bool:
+    """`--database postgresql`, a configured server, or a repository that targets PostgreSQL."""
+    from tuber.phases.datamap.repo import load_repo
+
+    return ctx.settings.database == "postgresql" or bool(ctx.settings.verify.database_url) or (
+        ctx.settings.database is None and load_repo(ctx.branch_dir).database == "postgresql")
 
 
 def _regression(plan_before: str, plan_after: str, before: list[float], after: list[float]) -> str:

@@ -1,7 +1,7 @@
 """Create a SQLAlchemy project's tables on a scratch SQLite file, inside the TARGET's interpreter (standalone:
 imports only the standard library and the target's own code and sqlalchemy).
 
-    python schema_runner.py ROOT DATABASE_PATH MODULE [MODULE ...]
+    python schema_runner.py ROOT DATABASE_PATH_OR_URL MODULE [MODULE ...]
 
 Imports each module (the ones that mention sqlalchemy), then calls create_all on every MetaData that has tables.
 """
@@ -23,7 +23,16 @@ def main() -> None:
             print(f"skip {name}: {type(error).__name__}: {error}", file=sys.stderr)
     from sqlalchemy import MetaData, create_engine
 
-    engine = create_engine(f"sqlite:///{path}")
+    if path.startswith("postgresql://"):
+        try:
+            import psycopg  # noqa: F401
+
+            url = "postgresql+psycopg://" + path[len("postgresql://"):]
+        except ImportError:
+            url = "postgresql+psycopg2://" + path[len("postgresql://"):]
+    else:
+        url = path if "://" in path else f"sqlite:///{path}"
+    engine = create_engine(url)
     made = 0
     for obj in gc.get_objects():
         if isinstance(obj, MetaData) and obj.tables:

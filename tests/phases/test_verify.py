@@ -144,5 +144,9 @@ def test_bench_flask_blog_eager_loading_fix_measures_fewer_selects(tmp_path: Pat
     commit, files = commit_task(repo, {"blog/posts.py": fixed})
     evidence = run(repo, patch_of(repo, base, [("A", commit, files)]))
     assert isinstance(evidence, Evidence) and evidence.passed, evidence
-    selects = [m for m in evidence.measurements if m.name.endswith("test_list_posts_shows_author_and_comment_count: SELECT queries")]
-    assert selects and selects[0].after < selects[0].before
+    counts = [m for m in evidence.measurements if m.name.endswith("test_list_posts_shows_author_and_comment_count: queries")]
+    assert counts and counts[0].after < counts[0].before and "of which SELECT" in counts[0].how
+    # One measurement per changed test, no separate SELECT line.
+    assert not [m for m in evidence.measurements if "SELECT queries" in m.name]
+    rollback = next(c for c in evidence.checks if c.name.startswith("rollback"))
+    assert rollback.passed and "gives the base commit's tree exactly" in rollback.detail, rollback
