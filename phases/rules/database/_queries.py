@@ -287,9 +287,8 @@ def _trace_call(call: ast.Call, scope: Scope) -> Origin | None:
                 if origin:
                     return origin
             return None
-        if not isinstance(func, ast.Attribute):
-            return None
-    assert isinstance(func, ast.Attribute)
+    if not isinstance(func, ast.Attribute):  # `handlers[k](...)`, `factory()(...)`: not a query
+        return None
     method = func.attr
     if method == "query" and call.args:  # session.query(Model) / session.query(Model.id, ...)
         return _select(call, scope)
