@@ -196,7 +196,10 @@ def _predicate(query: Query, node: exp.Expression, resolve: object, line: int, i
             query.uses.append(Use(table, column.name, role, line, **extra))  # type: ignore[arg-type]
 
     left, right = node.this, node.args.get("expression")
-    if isinstance(node, exp.EQ) and isinstance(left, exp.Column) and isinstance(right, exp.Column):
+    if isinstance(node, exp.EQ | exp.GT | exp.GTE | exp.LT | exp.LTE) and isinstance(left, exp.Column) and \
+            isinstance(right, exp.Column):
+        # column against column (`s.quantity < i.reorder_level`): a join condition, as the ORM reader records
+        # it; no index on either column alone selects the rows
         for side in (left, right):
             table = resolve(side) if callable(resolve) else ""
             use(side, "join" if inner is not None and table == inner else "join_outer")

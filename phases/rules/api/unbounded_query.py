@@ -58,9 +58,10 @@ GROUPED_SQL = re.compile(r"\bGROUP\s+BY\b", re.IGNORECASE)
 
 
 def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
-    list_endpoints = {e.function: e for e in repo.endpoints if e.path == file.path and e.is_list}
+    # by def line too: class-based views have many `get` methods in one file
+    list_endpoints = {(e.function, e.line): e for e in repo.endpoints if e.path == file.path and e.is_list}
     for function in (n for n in ast.walk(file.tree) if isinstance(n, q.Def)):
-        endpoint = list_endpoints.get(function.name)
+        endpoint = list_endpoints.get((function.name, function.lineno))
         if endpoint is None:
             continue
         scope = q.Scope(repo, file, function)
@@ -144,9 +145,9 @@ def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
 
 def _locate(hit: Hit, file: SourceFile, repo: RepoMap) -> tuple[Endpoint, q.Def, q.Origin] | None:
     """The endpoint, function and query origin `detect` reported at `hit`."""
-    endpoints = {e.function: e for e in repo.endpoints if e.path == file.path and e.is_list}
+    endpoints = {(e.function, e.line): e for e in repo.endpoints if e.path == file.path and e.is_list}
     for function in (n for n in ast.walk(file.tree) if isinstance(n, q.Def) and n.name == hit.symbol):
-        endpoint = endpoints.get(function.name)
+        endpoint = endpoints.get((function.name, function.lineno))
         if endpoint is None:
             continue
         scope = q.Scope(repo, file, function)

@@ -68,3 +68,35 @@ def test_only_the_unbounded_collection_endpoint_is_reported() -> None:
     found = list(unbounded_query.detect(repo.files["blog/views.py"], repo))
     assert [(h.line, h.fixable) for h in found] == [(13, True)]  # capped bare list: fixable, escalated by PLAN
     assert "/api/archive" in found[0].message
+
+
+DJANGO_VIEWS = """
+from django.http import JsonResponse
+from django.urls import path
+from django.views import View
+
+from .models import Book
+
+
+class BookDetailView(View):
+    def get(self, request, pk):
+        others = Book.objects.exclude(pk=pk).order_by("title")  # a detail page: not a list endpoint
+        return JsonResponse({"others": [b.title for b in others]})
+
+
+class BookListView(View):
+    def get(self, request):
+        return JsonResponse({"titles": [b.title for b in Book.objects.order_by("id")[:50]]})
+
+
+urlpatterns = [path("books/<int:pk>/", BookDetailView.as_view()), path("books/", BookListView.as_view())]
+"""
+
+
+def test_class_based_views_are_told_apart_by_their_def_line() -> None:
+    """Every CBV method is called `get`: a detail view must not borrow its list sibling's endpoint."""
+    django_models = "from django.db import models\n\nclass Book(models.Model):\n    title = models.CharField(max_length=10)\n"
+    files = {"shop/models.py": django_models, "shop/views.py": DJANGO_VIEWS}
+    sources = {p: SourceFile(path=p, text=textwrap.dedent(t), language=language_of(p)) for p, t in files.items()}
+    repo = RepoMap(root=Path("/nonexistent"), files=sources, orm="django")  # type: ignore[arg-type]
+    assert list(unbounded_query.detect(repo.files["shop/views.py"], repo)) == []

@@ -136,3 +136,22 @@ def test_raw_sql_join_on_an_unindexed_column(tmp_path: Path) -> None:
             """,
     })
     assert found == [("missing_index", "app/queries.py", 3, 5, "table comments")]
+
+
+def test_raw_sql_column_against_column_is_not_a_filter(tmp_path: Path) -> None:
+    """`s.quantity < i.reorder_level` compares two rows' columns: no index on quantity selects them."""
+    found = findings(tmp_path, {
+        "app/schema.sql": """
+            CREATE TABLE items (id INTEGER PRIMARY KEY, sku TEXT UNIQUE, reorder_level INTEGER);
+            CREATE TABLE levels (id INTEGER PRIMARY KEY, item_id INTEGER, quantity INTEGER);
+            CREATE INDEX ix_levels_item ON levels (item_id);
+            """,
+        "app/queries.py": """
+            def low_stock(conn, sku):
+                return conn.execute(
+                    "SELECT i.sku, s.quantity FROM levels s JOIN items i ON i.id = s.item_id "
+                    "WHERE i.sku = ? AND s.quantity < i.reorder_level", (sku,)
+                ).fetchall()
+            """,
+    })
+    assert found == []
