@@ -23,6 +23,7 @@ from typing import Literal
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
+from tuber.phases.fixes.bind_args import DYNAMIC, Edits, Param, Replace, Unfixable, attach, code_of
 
 Style = Literal["qmark", "format", "named"]
 Mode = Literal["f", "percent", "format", "concat"]
@@ -64,17 +65,9 @@ class Leaf:
     quote: str = ""
 
 
-class Unfixable(Exception):
-    """The expression is outside what this rewrite handles safely."""
-
-
 def expr_key(code: str) -> str:
     """A layout-independent key for an expression's source (shared with the rule's `ast.dump`)."""
     return ast.dump(ast.parse(f"({code})", mode="eval").body)
-
-
-def _code(node: cst.CSTNode) -> str:
-    return cst.Module(body=[]).code_for_node(node)
 
 
 def bind(source: str, plan: BindPlan) -> str | None:
@@ -118,11 +111,11 @@ class _Binder:
         new_sql, params = self._rewrite(target)
         if not params:
             raise Unfixable("nothing to bind")
-        edits: dict[cst.CSTNode, object] = {target: new_sql}
+        edits: Edits = {target: new_sql}
         runner = self._at(cst.Call, plan.runner) if plan.runner else None
         assert runner is None or isinstance(runner, cst.Call)
-        self._attach(call, runner, params, edits)
-        return self.module.visit(_Replace(edits)).code
+        attach(call, runner, params, edits, style=plan.style, kind=plan.kind, total=self.total_placeholders)
+        return self.module.visit(Replace(edits)).code
 
     def _sql_args(self, call: cst.Call) -> cst.BaseExpression:
         if self.plan.kind == "extra":
@@ -137,7 +130,7 @@ class _Binder:
 
     # ---- the SQL expression ----
 
-    def _rewrite(self, expr: cst.BaseExpression) -> tuple[cst.BaseExpression, list[tuple[str, str, int]]]:
+    def _rewrite(self, expr: cst.BaseExpression) -> tuple[cst.BaseExpression, list[Param]]:
         """New SQL expression, and the new parameters as (code, name, index among placeholders)."""
         mode: Mode
         args: list[cst.Arg] = []
@@ -165,7 +158,7 @@ class _Binder:
 
     def _tainted(self, node: cst.BaseExpression) -> bool:
         try:
-            return expr_key(_code(node)) in self.plan.tainted
+            return expr_key(code_of(node)) in self.plan.tainted
         except SyntaxError:
             return True
 
@@ -212,7 +205,7 @@ class _Binder:
                     tainted = self._tainted(part.expression)
                     if tainted and (part.format_spec or part.conversion):
                         raise Unfixable("tainted field with a format spec")
-                    segs.append(Value(part.expression, tainted, _code(part)))
+                    segs.append(Value(part.expression, tainted, code_of(part)))
             leaves.append(Leaf(node, segs, node.prefix, node.end))
         elif isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Add) and mode == "concat":
             self._collect(node.left, mode, leaves)
@@ -222,7 +215,7 @@ class _Binder:
         else:
             raise Unfixable(f"unexpected {type(node).__name__}")
 
-    def _bind(self, leaves: list[Leaf], mode: Mode) -> list[tuple[str, str, int]]:
+    def _bind(self, leaves: list[Leaf], mode: Mode) -> list[Param]:
         """Replace tainted values (and the SQL quotes around them) with placeholders, in place.
 
         Returns (code, name, index): the value's code, its bind name (named style) and its position among
@@ -257,7 +250,7 @@ class _Binder:
         for li, si in reversed(loose):
             value = leaves[li].segs[si]
             assert isinstance(value, Value)
-            leaves[li].segs[si] = Value(value.node, True, "\0" + _code(value.node))
+            leaves[li].segs[si] = Value(value.node, True, "\0" + code_of(value.node))
         for start, end in reversed(spans):
             if not any(v.tainted for v in self._span_values(leaves, start, end)):
                 continue
@@ -267,14 +260,14 @@ class _Binder:
             self._replace_span(leaves[start[0]], start, end, code)
         return self._number(leaves, mode)
 
-    def _number(self, leaves: list[Leaf], mode: Mode) -> list[tuple[str, str, int]]:
+    def _number(self, leaves: list[Leaf], mode: Mode) -> list[Param]:
         """Put the placeholders in and number them in statement order, counting the ones already there."""
         style = self.plan.style
         constants = dict(self.plan.constants)
         texts = [s for leaf in leaves for s in leaf.segs if isinstance(s, str)] + list(constants.values())
         taken = set(re.findall(r"(?<!:):(\w+)", " ".join(texts)))
         names: dict[str, str] = {}
-        params: list[tuple[str, str, int]] = []
+        params: list[Param] = []
         count = 0
         for leaf in leaves:
             for si, seg in enumerate(leaf.segs):
@@ -320,11 +313,11 @@ class _Binder:
             if lo < hi:
                 pieces.append(_sql_text(seg[lo:hi], mode, leaf).replace("''", "'"))
         if len(pieces) == 1 and isinstance(pieces[0], Value):
-            return _code(pieces[0].node)
+            return code_of(pieces[0].node)
         body = ""
         for piece in pieces:
             if isinstance(piece, Value):
-                code = _code(piece.node)
+                code = code_of(piece.node)
                 if '"' in code or "\\" in code or "\n" in code:
                     raise Unfixable("value too complex to put in an f-string")
                 body += "{" + code + "}"
@@ -347,19 +340,21 @@ class _Binder:
               kept: list[cst.Arg]) -> cst.BaseExpression:
         if mode == "concat":
             return self._leaf_node(leaves[0], mode, False).with_changes(lpar=expr.lpar, rpar=expr.rpar)
-        swap = {leaf.node: self._leaf_node(leaf, mode, bool(kept)) for leaf in leaves if leaf.node is not None}
-        new_strings = strings.visit(_Replace(swap))  # type: ignore[arg-type]
+        swap: Edits = {leaf.node: self._leaf_node(leaf, mode, bool(kept)) for leaf in leaves if leaf.node is not None}
+        new_strings = strings.visit(Replace(swap))
         assert isinstance(new_strings, cst.BaseExpression)
         if not kept:
             return new_strings.with_changes(lpar=expr.lpar, rpar=expr.rpar) if expr.lpar else new_strings
         if mode == "percent":
             if self.plan.style == "format":
                 raise Unfixable("mixed % formatting and %s placeholders")
-            right = expr.right  # type: ignore[attr-defined]
+            assert isinstance(expr, cst.BinaryOperation)  # the `%` expression _rewrite matched
+            right = expr.right
             new_right = cst.Tuple([cst.Element(a.value) for a in kept]) if isinstance(right, cst.Tuple) else kept[0].value
             return expr.with_changes(left=new_strings, right=new_right)
         if mode == "format":
-            return expr.with_changes(func=expr.func.with_changes(value=new_strings), args=kept)  # type: ignore[attr-defined]
+            assert isinstance(expr, cst.Call)  # the `.format(...)` call _rewrite matched
+            return expr.with_changes(func=expr.func.with_changes(value=new_strings), args=kept)
         return new_strings
 
     def _leaf_node(self, leaf: Leaf, mode: Mode, kept_format: bool) -> cst.BaseExpression:
@@ -382,60 +377,6 @@ class _Binder:
             body = body.replace("{{", "{").replace("}}", "}")
         return cst.parse_expression(f"{prefix}{leaf.quote}{body}{leaf.quote}")
 
-    def _attach(self, call: cst.Call, runner: cst.Call | None, params: list[tuple[str, str, int]],
-                edits: dict[cst.CSTNode, object]) -> None:
-        """Pass the values to the call in the driver's style, merged with the parameters it already has."""
-        if self.plan.style == "named":
-            self._attach_named(call, runner, params, edits)
-            return
-        codes = [(code, index) for code, _, index in params]
-        kind = self.plan.kind
-        as_list = kind in ("raw", "extra", "rawsql")
-        existing: cst.Arg | None = next(
-            (a for a in call.args if a.keyword and a.keyword.value in ("params", "parameters")), None)
-        if existing is None and kind != "extra" and len(call.args) > 1 and not call.args[1].keyword:
-            existing = call.args[1]
-        if existing is not None:
-            edits[existing.value] = _merge(existing.value, codes, self.total_placeholders, as_list=as_list)
-            return
-        value = _merge(None, codes, self.total_placeholders, as_list=as_list)
-        if kind in ("raw", "extra"):
-            arg = cst.Arg(value, keyword=cst.Name("params"),
-                          equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
-        else:
-            arg = cst.Arg(value)
-        edits[call] = lambda updated: _add_arg(updated, arg)
-
-    def _attach_named(self, call: cst.Call, runner: cst.Call | None, params: list[tuple[str, str, int]],
-                      edits: dict[cst.CSTNode, object]) -> None:
-        pairs = [(name, code) for code, name, _ in params]
-        second = runner.args[1] if runner is not None and len(runner.args) > 1 and not runner.args[1].keyword else None
-        if second is not None and isinstance(second.value, cst.Dict):
-            keys = {e.key.evaluated_value for e in second.value.elements
-                    if isinstance(e, cst.DictElement) and isinstance(e.key, cst.SimpleString)}
-            if keys & {n for n, _ in pairs}:
-                raise Unfixable("parameter name already used")
-            text = _code(second.value)
-            if "\n" in text:
-                raise Unfixable("multi-line parameter mapping")
-            inner = text.strip()[1:-1].strip().rstrip(",")
-            added = ", ".join(f'"{n}": {c}' for n, c in pairs)
-            edits[second.value] = cst.parse_expression("{" + (f"{inner}, {added}" if inner else added) + "}")
-            return
-        if runner is not None and runner is not call and second is None and len(runner.args) == 1:
-            mapping = cst.parse_expression("{" + ", ".join(f'"{n}": {c}' for n, c in pairs) + "}")
-            edits[runner] = lambda updated: _add_arg(updated, cst.Arg(mapping))
-            return
-        # no mapping to extend: bind on the clause itself
-        keywords = cst.parse_expression(f"f({', '.join(f'{n}={c}' for n, c in pairs)})")
-        assert isinstance(keywords, cst.Call)
-        edits[call] = lambda updated: keywords.with_changes(
-            func=cst.Attribute(value=updated, attr=cst.Name("bindparams")))
-
-
-DYNAMIC = 10_000
-
-
 def _merged(leaves: list[Leaf]) -> Leaf:
     """A `+` chain as one f-string: `"a = '" + x + "'"` -> f"a = '{x}'" (then bound like any f-string)."""
     segs: list[str | Value] = []
@@ -443,7 +384,7 @@ def _merged(leaves: list[Leaf]) -> Leaf:
         if leaf.node is None:
             value = leaf.segs[0]
             assert isinstance(value, Value)
-            code = _code(value.node)
+            code = code_of(value.node)
             if not value.tainted and any(c in code for c in "\"\\\n'"):
                 raise Unfixable("operand too complex to inline")
             segs.append(Value(value.node, value.tainted, "{" + code + "}"))
@@ -459,74 +400,6 @@ def _merged(leaves: list[Leaf]) -> Leaf:
     return Leaf(None, segs, "f", '"')
 
 
-def _add_arg(call: cst.Call, arg: cst.Arg) -> cst.Call:
-    """Append an argument, keeping a multi-line call's layout (one argument per line, trailing comma)."""
-    args = list(call.args)
-    last = args[-1]
-    comma = last.comma
-    if isinstance(comma, cst.MaybeSentinel):
-        # the space before `)` (a newline in a multi-line call) moves to the new last argument
-        multi_line = isinstance(last.whitespace_after_arg, cst.ParenthesizedWhitespace)
-        opening = call.whitespace_before_args
-        after = opening if multi_line and isinstance(opening, cst.ParenthesizedWhitespace) else cst.SimpleWhitespace(" ")
-        args[-1] = last.with_changes(comma=cst.Comma(whitespace_after=after),
-                                     whitespace_after_arg=cst.SimpleWhitespace(""))
-        return call.with_changes(args=[*args, arg.with_changes(whitespace_after_arg=last.whitespace_after_arg)])
-    # trailing comma: the new argument goes on its own line, like the others
-    return call.with_changes(args=[*args, arg.with_changes(comma=cst.Comma(whitespace_after=comma.whitespace_after))])
-
-
-def _merge(existing: cst.BaseExpression | None, codes: list[tuple[str, int]], total: int, *,
-           as_list: bool) -> cst.BaseExpression:
-    """Existing parameters plus the new ones, each at its placeholder's position."""
-    listy = as_list or isinstance(existing, cst.List)
-
-    def sequence(items: list[str]) -> cst.BaseExpression:
-        if listy:
-            return cst.parse_expression("[" + ", ".join(items) + "]")
-        return cst.parse_expression("(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")")
-
-    if existing is None:
-        if total != len(codes):
-            raise Unfixable("the statement has placeholders but the call passes no parameters")
-        return sequence([code for code, _ in codes])
-    if isinstance(existing, cst.Tuple | cst.List) and not any(
-            isinstance(e, cst.StarredElement) for e in existing.elements):
-        if "\n" in _code(existing):
-            raise Unfixable("multi-line parameter list")
-        old = [_code(e.value) for e in existing.elements]
-        if len(old) + len(codes) != total:
-            raise Unfixable("placeholder count does not match the parameters")
-        new = {index: code for code, index in codes}
-        rest = iter(old)
-        return sequence([new[i] if i in new else next(rest) for i in range(total)])
-    # a name or call holding the other values: only at either end of the placeholder list
-    indexes = [index for _, index in codes]
-    items = ", ".join(code for code, _ in codes)
-    if indexes == list(range(len(codes))):
-        text = f"{items}, *{_code(existing)}"
-    elif total < DYNAMIC and indexes == list(range(total - len(codes), total)):
-        text = f"*{_code(existing)}, {items}"
-    else:
-        raise Unfixable("values bound in the middle of a parameter sequence built elsewhere")
-    return cst.parse_expression(f"[{text}]" if listy else f"({text})")
-
-
-class _Replace(cst.CSTTransformer):
-    """Apply edits by node identity: a new node, or a function of the (already updated) node."""
-
-    def __init__(self, edits: dict[cst.CSTNode, object]) -> None:
-        self.edits = edits
-
-    def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode) -> cst.CSTNode:  # type: ignore[override]
-        edit = self.edits.get(original)
-        if edit is None:
-            return updated
-        if callable(edit):
-            return edit(updated)  # type: ignore[no-any-return]
-        return edit  # type: ignore[return-value]
-
-
 def _sql_text(seg: str, mode: Mode, leaf: Leaf) -> str:
     """What a written string piece means as SQL text."""
     if mode == "percent":
@@ -538,7 +411,7 @@ def _sql_text(seg: str, mode: Mode, leaf: Leaf) -> str:
 
 def _key_or_empty(node: cst.BaseExpression) -> str:
     try:
-        return expr_key(_code(node))
+        return expr_key(code_of(node))
     except SyntaxError:
         return ""
 

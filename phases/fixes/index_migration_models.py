@@ -113,10 +113,12 @@ def _append(sequence: cst.Tuple | cst.List, code: str) -> cst.Tuple | cst.List:
         return sequence.with_changes(elements=[new.with_changes(comma=cst.Comma())]
                                      if isinstance(sequence, cst.Tuple) else [new])
     last = elements[-1]
-    opener = sequence.lpar[0].whitespace_after if isinstance(sequence, cst.Tuple) and sequence.lpar \
-        else getattr(sequence.lbracket, "whitespace_after", None)
-    multiline = isinstance(opener, cst.ParenthesizedWhitespace)
-    if multiline:
+    opener: cst.BaseParenthesizableWhitespace | None = None
+    if isinstance(sequence, cst.List):
+        opener = sequence.lbracket.whitespace_after
+    elif sequence.lpar:
+        opener = sequence.lpar[0].whitespace_after
+    if isinstance(opener, cst.ParenthesizedWhitespace):
         middle = cst.Comma(whitespace_after=opener)
         new = new.with_changes(comma=last.comma if isinstance(last.comma, cst.Comma) else cst.Comma())
     else:

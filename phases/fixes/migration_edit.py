@@ -52,7 +52,9 @@ def _method(call: cst.Call | None) -> str:
     return ""
 
 
-def _replace_call(statement: Any, call: cst.Call) -> cst.SimpleStatementLine:  # a SimpleStatementLine
+def _replace_call(statement: cst.CSTNode, call: cst.Call) -> cst.SimpleStatementLine:
+    """The expression statement `statement` (one `_call_of` matched) with `call` in place of its call."""
+    assert isinstance(statement, cst.SimpleStatementLine)
     return statement.with_changes(body=[statement.body[0].with_changes(value=call)])
 
 
@@ -65,14 +67,14 @@ def _wrap(statements: list[cst.BaseStatement], context: str) -> cst.With:
                     leading_lines=leading)
 
 
-def _rewrite_block(body: Sequence[Any], pick: Callable[[Any], cst.Call | None]) -> list[cst.BaseStatement]:
+def _rewrite_block(body: Sequence[cst.BaseStatement],
+                   pick: Callable[[cst.CSTNode], cst.Call | None]) -> list[cst.BaseStatement]:
     """Concurrent-ise the picked calls; consecutive ones share one autocommit block; ones already in a `with`
     (an existing autocommit block) only get the keyword."""
     out: list[cst.BaseStatement] = []
     run: list[cst.BaseStatement] = []
     for statement in [*body, None]:
-        call = pick(statement) if statement is not None else None
-        if call is not None:
+        if statement is not None and (call := pick(statement)) is not None:
             run.append(_replace_call(statement, add_keyword(call, "postgresql_concurrently", "True")))
             continue
         if run:
@@ -113,10 +115,10 @@ def alembic_concurrent_indexes(text: str, lines: set[int]) -> str | None:
     if not targets:
         return None
 
-    def pick_create(statement: cst.BaseStatement) -> cst.Call | None:
+    def pick_create(statement: cst.CSTNode) -> cst.Call | None:
         return _call_of(statement) if id(statement) in targets else None
 
-    def pick_drop(statement: cst.BaseStatement) -> cst.Call | None:
+    def pick_drop(statement: cst.CSTNode) -> cst.Call | None:
         call = _call_of(statement)
         if call is not None and _method(call) == "drop_index" and call.args \
                 and module.code_for_node(call.args[0].value) in names:
@@ -125,7 +127,8 @@ def alembic_concurrent_indexes(text: str, lines: set[int]) -> str | None:
 
     body = []
     for statement in module.body:
-        if isinstance(statement, cst.FunctionDef) and statement.name.value in {"upgrade", "downgrade"}:
+        if isinstance(statement, cst.FunctionDef) and statement.name.value in {"upgrade", "downgrade"} \
+                and isinstance(statement.body, cst.IndentedBlock):  # a one-line `def f(): ...` holds no calls to edit
             pick = pick_create if statement.name.value == "upgrade" else pick_drop
             block = statement.body
             statement = statement.with_changes(body=block.with_changes(body=_rewrite_block(block.body, pick)))
