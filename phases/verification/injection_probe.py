@@ -25,6 +25,7 @@ from urllib.parse import quote
 SPEC_ENV, OUT_ENV = "TUBER_PROBE_SPEC", "TUBER_PROBE_OUT"
 DB_PARAMS = {"conn", "connection", "db", "cursor", "cur", "session", "engine", "database"}
 NUMERIC_PARAMS = {"limit", "offset", "page", "count", "size", "n", "per_page"}
+DB_FIXTURES = ("conn", "connection", "db", "session", "db_session")
 DB_ERROR_MODULES = ("sqlite3", "sqlalchemy", "django.db", "psycopg", "psycopg2", "pymysql", "MySQLdb")
 
 _statements: list[list[str]] | None = None
@@ -78,7 +79,8 @@ def _connect(*args: Any, **kwargs: Any) -> Any:
     return connection
 
 
-sqlite3.connect = _connect
+if SPEC_ENV in os.environ:  # only inside a probe run: importing this module elsewhere (the nanotask
+    sqlite3.connect = _connect  # guards read its argument rules) must not rewire sqlite3
 
 
 def _hook_sqlalchemy() -> None:
@@ -96,7 +98,8 @@ def _hook_sqlalchemy() -> None:
     event.listen(Engine, "before_cursor_execute", before)
 
 
-_hook_sqlalchemy()
+if SPEC_ENV in os.environ:
+    _hook_sqlalchemy()
 
 
 def _django_connections() -> list[Any]:
@@ -183,32 +186,54 @@ def _call_target(spec: dict[str, Any], request: Any) -> tuple[Any, str]:
     function = getattr(module, spec["function"], None)
     if function is None:
         return None, f"{spec['module']} has no function {spec['function']}"
-    kwargs: dict[str, Any] = {}
     available = set(_fixture_names(request))
-    for name, parameter in inspect.signature(function).parameters.items():
-        if name == spec["param"] or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+    values: dict[str, Any] = {}
+
+    def usable(name: str) -> bool:
+        if name not in values:
+            values[name] = _fixture(request, name) if name in available else None
+        return values[name] is not None
+
+    required = [name for name, parameter in inspect.signature(function).parameters.items()
+                if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+                and parameter.default is parameter.empty]
+    plan, problem = call_arguments(required, spec["param"], usable)
+    if problem:
+        return None, problem
+    return (function, {name: values[source] if kind == "fixture" else source for name, (kind, source) in plan.items()}), ""
+
+
+def call_arguments(required: list[str], tainted: str, usable: Any) -> tuple[dict[str, tuple[str, Any]], str]:
+    """How each required parameter but the tainted one gets its value: ("fixture", name) or ("value", 1); a
+    fixture of the same name first, then a database handle fixture, then 1 for ids and counts. `usable(name)`
+    says whether a fixture can be used. Also read by the nanotask guards (phases/nanotests/injection.py)."""
+    plan: dict[str, tuple[str, Any]] = {}
+    for name in required:
+        if name == tainted:
             continue
-        if parameter.default is not parameter.empty:
-            continue
-        if name in available and (value := _fixture(request, name)) is not None:
-            kwargs[name] = value
+        if usable(name):
+            plan[name] = ("fixture", name)
         elif name in DB_PARAMS:
-            value = next((v for f in ("conn", "connection", "db", "session", "db_session")
-                          if f in available and (v := _fixture(request, f)) is not None), None)
-            if value is None:
-                return None, f"no fixture gives a database handle for parameter `{name}`"
-            kwargs[name] = value
+            handle = next((f for f in DB_FIXTURES if usable(f)), None)
+            if handle is None:
+                return {}, f"no fixture gives a database handle for parameter `{name}`"
+            plan[name] = ("fixture", handle)
         elif name.endswith("id") or name in NUMERIC_PARAMS:
-            kwargs[name] = 1
+            plan[name] = ("value", 1)
         else:
-            return None, f"no value for parameter `{name}` (no fixture of that name)"
-    return (function, kwargs), ""
+            return {}, f"no value for parameter `{name}` (no fixture of that name)"
+    return plan, ""
+
+
+def client_fixtures(names: list[str]) -> list[str]:
+    """Fixtures that may be test clients, best first: `client`, then authenticated ones, then the rest."""
+    ordered = [n for n in names if "client" in n.lower()]
+    ordered.sort(key=lambda n: (n != "client", not any(w in n for w in ("auth", "logged", "admin")), n))
+    return ordered
 
 
 def _clients(request: Any) -> list[Any]:
-    names = _fixture_names(request)
-    ordered = [n for n in names if "client" in n.lower()]
-    ordered.sort(key=lambda n: (n != "client", not any(w in n for w in ("auth", "logged", "admin")), n))
+    ordered = client_fixtures(_fixture_names(request))
     clients = [c for n in ordered if (c := _fixture(request, n)) is not None and hasattr(c, "get") and hasattr(c, "post")]
     if not clients and _django_connections():
         with contextlib.suppress(Exception):

@@ -59,14 +59,20 @@ def finding_query(ctx: Context, index: NewIndex) -> QueryShape:
             data = hit.data if hit is not None else {}
             if str(data.get("table", "")).lower() != index.table.lower() or not data.get("columns"):
                 continue
-            columns = tuple(data["columns"])
-            sorts = "sorts" in str(data.get("why", "")) and len(columns) > 1
-            filters, sort = (columns[:-1], columns[-1]) if sorts else (columns, "")
-            return QueryShape(index.table, filters, sort,
-                              f"the finding's query ({finding.path}:{finding.line}: {data.get('why', 'filters')} "
-                              f"{index.table} by {', '.join(columns)})")
+            return from_rule(index.table, data, f"the finding's query ({finding.path}:{finding.line}: "
+                                                 f"{data.get('why', 'filters')} {index.table} by "
+                                                 f"{', '.join(data['columns'])})")
     return QueryShape(index.table, index.columns, "",
                       "representative lookup on the indexed column(s) (no claimed finding names this table)")
+
+
+def from_rule(table: str, data: Any, label: str = "") -> QueryShape:
+    """The shape a missing_index rule's Hit.data describes: its columns are equality filters, the last one the
+    sort column when the query "filters and sorts". Also the nanotask guard's query (phases/nanotests/index.py)."""
+    columns = tuple(data["columns"])
+    sorts = "sorts" in str(data.get("why", "")) and len(columns) > 1
+    filters, sort = (columns[:-1], columns[-1]) if sorts else (columns, "")
+    return QueryShape(table, filters, sort, label)
 
 
 def check_clauses(ddl: str) -> list[str]:
