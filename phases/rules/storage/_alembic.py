@@ -6,10 +6,18 @@ import ast
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any
 
 from tuber.phases.rules.base import SourceFile, dotted_name
-from tuber.phases.rules.storage._migrations import Migration, Op, argument, keyword, literal, string_of, volatility
+from tuber.phases.rules.storage._migrations import (
+    Migration,
+    Op,
+    OpOrigin,
+    argument,
+    keyword,
+    literal,
+    string_of,
+    volatility,
+)
 
 
 @dataclass(frozen=True)
@@ -79,7 +87,8 @@ def ops_of_call(call: ast.Call, context: Context) -> Iterator[Op]:
     offset = 0 if batch else 1  # batch_op.add_column(column) has no table argument
     table = context.batch_table if batch else ""
     line = call.lineno
-    common = {"node": call, "batch": context.batch_alias if batch else "", "in_transaction": not context.autocommit}
+    common: OpOrigin = {"node": call, "batch": context.batch_alias if batch else "",
+                        "in_transaction": not context.autocommit}
 
     def table_at(position: int, name: str = "table_name") -> str:
         return table or string_of(argument(call, position, name))
@@ -132,7 +141,7 @@ def ops_of_call(call: ast.Call, context: Context) -> Iterator[Op]:
             yield Op("run_sql", "", line, **common)
 
 
-def column_op(table: str, column: ast.AST | None, line: int, common: dict[str, Any]) -> Op:
+def column_op(table: str, column: ast.AST | None, line: int, common: OpOrigin) -> Op:
     """add_column of an `sa.Column(...)`: nullability and the database-side default decide its safety."""
     if not isinstance(column, ast.Call):
         return Op("add_column", table, line, **common)
@@ -169,7 +178,7 @@ def safe_type_change(existing: ast.AST | None, new: ast.AST) -> bool:
     return bool(grown and old.group(2) and grown.group(2) and int(grown.group(2)) >= int(old.group(2)))
 
 
-def alter_ops(call: ast.Call, table: str, column: str, line: int, common: dict[str, Any]) -> Iterator[Op]:
+def alter_ops(call: ast.Call, table: str, column: str, line: int, common: OpOrigin) -> Iterator[Op]:
     new_name = string_of(keyword(call, "new_column_name"))
     if new_name:
         yield Op("rename_column", table, line, column=column, detail=new_name, **common)

@@ -8,12 +8,13 @@ from __future__ import annotations
 import ast
 from dataclasses import replace
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tuber.phases.rules.base import SourceFile, dotted_name
 from tuber.phases.rules.storage._migrations import (
     Migration,
     Op,
+    OpOrigin,
     ancestors,
     argument,
     keyword,
@@ -40,8 +41,9 @@ def parse_django(file: SourceFile) -> Migration | None:
               if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)}
     parts = PurePosixPath(file.path).parts
     app = parts[-3] if len(parts) >= 3 else ""
-    dependencies = literal(values.get("dependencies")) or []
-    parents = tuple(f"{d[0]}.{d[1]}" for d in dependencies if isinstance(d, tuple | list) and len(d) == 2)
+    dependencies = literal(values.get("dependencies"))
+    parents = tuple(f"{d[0]}.{d[1]}" for d in (dependencies if isinstance(dependencies, list | tuple) else ())
+                    if isinstance(d, tuple | list) and len(d) == 2)
     migration = Migration(file=file, stack="django", ident=PurePosixPath(file.path).stem, parents=parents, app=app,
                           atomic=literal(values.get("atomic")) is not False)
     operations = values.get("operations")
@@ -73,7 +75,7 @@ def ops_of_call(call: ast.Call, atomic: bool) -> list[Op]:
     name = dotted_name(call.func).rsplit(".", 1)[-1]
     line = call.lineno
     model = (string_of(argument(call, 0, "model_name")) or string_of(keyword(call, "name"))).lower()
-    common = {"node": call, "in_transaction": atomic}
+    common: OpOrigin = {"node": call, "in_transaction": atomic}
     if name == "CreateModel":
         return [Op("create_table", string_of(argument(call, 0, "name")).lower(), line, **common)]
     if name == "DeleteModel":
@@ -128,7 +130,7 @@ def ops_of_call(call: ast.Call, atomic: bool) -> list[Op]:
     return []
 
 
-def add_field_ops(call: ast.Call, model: str, line: int, common: dict[str, Any]) -> list[Op]:
+def add_field_ops(call: ast.Call, model: str, line: int, common: OpOrigin) -> list[Op]:
     field = facts(argument(call, 2, "field"))
     column = string_of(argument(call, 1, "name"))
     if not field or field["class"] in NO_COLUMN:
@@ -174,16 +176,16 @@ def resolve_alter_field(repo: RepoMap, migration: Migration, op: Op) -> list[Op]
     old = facts(previous_field(repo, migration, op.table, op.column))
     if not new or not old:
         return []  # unknown previous state: cannot tell a type change from a help_text edit
-    base = {"node": op.node, "in_transaction": op.in_transaction, "column": op.column}
+    base: OpOrigin = {"node": op.node, "in_transaction": op.in_transaction}
     ops = []
     if _type_changed(old, new):
-        ops.append(Op("alter_type", op.table, op.line, detail=str(new["class"]), **base))
+        ops.append(Op("alter_type", op.table, op.line, detail=str(new["class"]), column=op.column, **base))
     if old["null"] and not new["null"]:
-        ops.append(Op("set_not_null", op.table, op.line, **base))
+        ops.append(Op("set_not_null", op.table, op.line, column=op.column, **base))
     if new["unique"] and not old["unique"]:
-        ops.append(Op("add_unique", op.table, op.line, **base))
+        ops.append(Op("add_unique", op.table, op.line, column=op.column, **base))
     elif new["db_index"] and not (old["db_index"] or old["unique"]):
-        ops.append(Op("create_index", op.table, op.line, **base))
+        ops.append(Op("create_index", op.table, op.line, column=op.column, **base))
     return ops
 
 

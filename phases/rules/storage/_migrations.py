@@ -15,7 +15,7 @@ import ast
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 from tuber.phases.rules.base import SourceFile, dotted_name
 
@@ -48,6 +48,14 @@ class Op:
     source: str = ""
     batch: str = ""  # Alembic batch_alter_table alias the call was made on
     node: ast.AST | None = field(default=None, compare=False, hash=False, repr=False)
+
+
+class OpOrigin(TypedDict, total=False):
+    """The `Op` fields every operation read from one migration call shares (passed as `**origin`)."""
+
+    node: ast.AST | None
+    in_transaction: bool
+    batch: str
 
 
 @dataclass

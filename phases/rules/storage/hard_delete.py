@@ -41,6 +41,7 @@ from tuber.phases.rules.database import _queries as q
 from tuber.phases.rules.scoring import scored
 
 if TYPE_CHECKING:
+    from tuber.phases.datamap.model import Model
     from tuber.phases.datamap.repo import RepoMap
 
 ID = "hard-delete"
@@ -104,7 +105,7 @@ def _deleted_table(call: ast.Call, scope: q.Scope) -> tuple[str, str]:
     return "", ""
 
 
-def _model_of(expr: ast.expr, scope: q.Scope, known: dict) -> str:  # type: ignore[type-arg]
+def _model_of(expr: ast.expr, scope: q.Scope, known: dict[str, Model]) -> str:
     origin = q.trace(expr, scope)
     if origin and origin.model:
         return origin.model
@@ -118,7 +119,7 @@ def _model_of(expr: ast.expr, scope: q.Scope, known: dict) -> str:  # type: igno
     return ""
 
 
-def _table_of(model: str, known: dict) -> tuple[str, str]:  # type: ignore[type-arg]
+def _table_of(model: str, known: dict[str, Model]) -> tuple[str, str]:
     entry = known.get(model)
     return (entry.table, model) if entry else ("", "")
 
@@ -137,7 +138,7 @@ def _owns_history(repo: RepoMap, table: str) -> bool:
 
 def _soft_deletes(repo: RepoMap, table: str, model: str) -> bool:
     schema = q._schema(repo)
-    columns = schema.tables.get(table).columns if schema and table in schema.tables else {}
+    columns = schema.tables[table].columns if schema and table in schema.tables else {}
     if any(SOFT_DELETE.search(name) for name in columns):
         return True
     entry = q.models(repo).get(model)

@@ -160,8 +160,10 @@ def _commits_between(function: q.Def, receiver: str, calls: list[ast.Call]) -> b
 
 def _statement_block(function: q.Def, calls: list[ast.Call]) -> list[ast.stmt] | None:
     """The consecutive statements of one block that hold every write, or None."""
-    for block in [function.body, *[getattr(n, f) for n in q.walk_function(function)
-                                    for f in ("body", "orelse", "finalbody") if isinstance(getattr(n, f, None), list)]]:
+    blocks: list[list[ast.stmt]] = [function.body]
+    for node in q.walk_function(function):
+        blocks.extend(b for f in ("body", "orelse", "finalbody") if isinstance(b := getattr(node, f, None), list))
+    for block in blocks:
         indexes = [i for i, stmt in enumerate(block) if isinstance(stmt, ast.stmt)
                    and any(c in calls for c in ast.walk(stmt))]
         covered = {c for stmt in (block[i] for i in indexes) for c in ast.walk(stmt) if c in calls}
@@ -226,8 +228,9 @@ def _wrap(text: str, function: str, lines: tuple[int, int], context: str) -> str
             start, end = indexes[0], indexes[-1] + 1
             inner = list(updated.body[start:end])
             inner[0] = inner[0].with_changes(leading_lines=[])
-            block = with_item.with_changes(body=cst.IndentedBlock(body=inner),
-                                           leading_lines=updated.body[start].leading_lines)
+            first = updated.body[start]  # every statement is one of these two; both carry the leading comments
+            assert isinstance(first, cst.SimpleStatementLine | cst.BaseCompoundStatement)
+            block = with_item.with_changes(body=cst.IndentedBlock(body=inner), leading_lines=first.leading_lines)
             return updated.with_changes(body=[*updated.body[:start], block, *updated.body[end:]])
 
     out = wrapper.module.visit(Wrap())
