@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from tuber.phases.datamap.model import Table
 from tuber.phases.datamap.queries import Query, Use, queries
+from tuber.phases.rules.base import Hit
+from tuber.phases.rules.scoring import scored
 
 if TYPE_CHECKING:
     from tuber.phases.datamap.repo import RepoMap
@@ -160,4 +162,26 @@ def is_hot(repo: RepoMap, path: str, function: str) -> tuple[bool, str]:
 
 
 def describe(columns: tuple[str, ...]) -> str:
+    """The columns as a reader sees them: `a, b`."""
     return ", ".join(columns)
+
+
+def where(need: Need) -> str:
+    """` in f()` naming the function that runs the query, or "" for module-level code."""
+    return f" in {need.query.function}()" if need.query.function else ""
+
+
+def hit(need: Need, file: SourceFile, repo: RepoMap, message: str, why: str) -> Hit:
+    """The finding for `need`, keyed by table and columns (one per proposed index), fixable by index_fix."""
+    hot, route = is_hot(repo, file.path, need.query.function)
+    return Hit(
+        line=need.line,
+        message=message,
+        scores=scored(need.kind, hot=hot),
+        symbol=need.query.symbol,
+        key=f"{need.table}({describe(need.columns)})",
+        fixable=True,
+        scope=f"table {need.table}",
+        context=route,
+        data={"table": need.table, "columns": need.columns, "why": why},
+    )

@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING
 from tuber.phases.fixes.index_migration import index_fix
 from tuber.phases.rules.base import Example, Fix, Hit, SourceFile, _dedent, example
 from tuber.phases.rules.database import _indexes
-from tuber.phases.rules.scoring import scored
 
 if TYPE_CHECKING:
     from tuber.phases.datamap.repo import RepoMap
@@ -145,24 +144,13 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
     for need in _indexes.needs(file, repo):
         if need.kind != CATEGORY:
             continue
-        hot, route = _indexes.is_hot(repo, file.path, need.query.function)
-        columns = ", ".join(need.columns)
+        columns = _indexes.describe(need.columns)
         table = repo.schema.tables[need.table]
         singles = sorted({i.columns[0] for i in table.all_indexes() if i.columns and i.columns[0] in need.columns})
         served = f"only single-column indexes on {', '.join(singles)}" if singles else "no index on these columns"
-        where = f" in {need.query.function}()" if need.query.function else ""
-        yield Hit(
-            line=need.line,
-            message=f"Query{where} filters {need.table} on {columns} together, but {need.table} has {served}: "
-                    f"add a composite index on {need.table} ({columns})",
-            scores=scored(CATEGORY, hot=hot),
-            symbol=need.query.symbol,
-            key=f"{need.table}({columns})",
-            fixable=True,
-            scope=f"table {need.table}",
-            context=route,
-            data={"table": need.table, "columns": need.columns, "why": "filters"},
-        )
+        message = (f"Query{_indexes.where(need)} filters {need.table} on {columns} together, but {need.table} has "
+                   f"{served}: add a composite index on {need.table} ({columns})")
+        yield _indexes.hit(need, file, repo, message, why="filters")
 
 
 def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:

@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING
 from tuber.phases.fixes.index_migration import index_fix
 from tuber.phases.rules.base import Example, Fix, Hit, SourceFile, example
 from tuber.phases.rules.database import _indexes
-from tuber.phases.rules.scoring import scored
 
 if TYPE_CHECKING:
     from tuber.phases.datamap.repo import RepoMap
@@ -220,21 +219,11 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
     for need in _indexes.needs(file, repo):
         if need.kind != CATEGORY:
             continue
-        hot, route = _indexes.is_hot(repo, file.path, need.query.function)
-        columns = ", ".join(need.columns)
-        where = f" in {need.query.function}()" if need.query.function else ""
-        yield Hit(
-            line=need.line,
-            message=f"Query{where} {need.reason} {need.table} by {columns}, but no index on {need.table} leads "
-                    f"with {need.columns[0]}: every call scans the table (add an index on {need.table} ({columns}))",
-            scores=scored(CATEGORY, hot=hot),
-            symbol=need.query.symbol,
-            key=f"{need.table}({columns})",
-            fixable=True,
-            scope=f"table {need.table}",
-            context=route,
-            data={"table": need.table, "columns": need.columns, "why": need.reason},
-        )
+        columns = _indexes.describe(need.columns)
+        message = (f"Query{_indexes.where(need)} {need.reason} {need.table} by {columns}, but no index on "
+                   f"{need.table} leads with {need.columns[0]}: every call scans the table (add an index on "
+                   f"{need.table} ({columns}))")
+        yield _indexes.hit(need, file, repo, message, why=need.reason)
 
 
 def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
