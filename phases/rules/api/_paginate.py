@@ -171,7 +171,7 @@ def _envelope(function: q.Def) -> ast.Dict | None:
             "jsonify", "JsonResponse", "JSONResponse", "Response") and value.args:
         value = value.args[0]
     if isinstance(value, ast.Name):
-        assigned = q._last_assignment(q.walk_function(function), value.id, value.lineno)
+        assigned = q.last_assignment(q.walk_function(function), value.id, value.lineno)
         value = assigned if assigned is not None else value
     return value if isinstance(value, ast.Dict) else None
 

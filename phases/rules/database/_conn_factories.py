@@ -9,6 +9,7 @@ on every request just like endpoints.
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tuber.phases.rules.base import dotted_name
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 HOOKS = {"before_request", "before_app_request", "teardown_request", "teardown_appcontext"}
 
 
-def creates_and_returns(function: q.Def, is_creation) -> bool:  # type: ignore[no-untyped-def]
+def creates_and_returns(function: q.Def, is_creation: Callable[[ast.Call], bool]) -> bool:
     """`function` returns what a creation call makes: `return connect(...)` or `conn = connect(...); return
     conn` (with a wrapper around it allowed: `return Adapter(sqlite3.connect(...))`)."""
     made: set[str] = set()
@@ -37,7 +38,7 @@ def creates_and_returns(function: q.Def, is_creation) -> bool:  # type: ignore[n
     return False
 
 
-def factories(repo: RepoMap, is_creation) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def factories(repo: RepoMap, is_creation: Callable[[ast.Call], bool]) -> set[tuple[str, str]]:
     """(path, function) of every module-level function that creates a connection or engine and returns it."""
     def build() -> set[tuple[str, str]]:
         found: set[tuple[str, str]] = set()
@@ -52,7 +53,7 @@ def factories(repo: RepoMap, is_creation) -> set[tuple[str, str]]:  # type: igno
     return repo.derived("pooling.factories", build)
 
 
-def factory_called(repo: RepoMap, file: SourceFile, call: ast.Call, is_creation) -> str:  # type: ignore[no-untyped-def]
+def factory_called(repo: RepoMap, file: SourceFile, call: ast.Call, is_creation: Callable[[ast.Call], bool]) -> str:
     """The factory's name when `call` calls a connection factory of the project, else ""."""
     place = q.calls.resolve_call(repo, file, call.func)
     return place[1] if place and tuple(place[:2]) in factories(repo, is_creation) else ""

@@ -5,20 +5,37 @@ variables, `.where/.filter/.options/...` chains, session executions (`scalars`, 
 pagination objects (`.items`, `.object_list`, `Paginator`), and helper functions resolved in the module or
 through its imports (`services.overdue_loans(today)`), binding their parameters to the call's arguments.
 The result says which model the rows are, which relationship paths are eager-loaded, whether the result
-is bounded, and which expression builds the query (what a fix edits).
+is bounded, and which expression builds the query (what a fix edits). The scope it evaluates in, the model
+map and the function look-ups live in _scope.py; SQL text and eager-loading options in _sqltext.py.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal
 
 from tuber.phases.datamap import calls
 from tuber.phases.datamap.calls import callers, functions, imports
-from tuber.phases.datamap.model import Model, Relationship
-from tuber.phases.rules.base import SourceFile, dotted_name
+from tuber.phases.datamap.model import Endpoint
+from tuber.phases.rules.base import dotted_name
+from tuber.phases.rules.database._scope import (
+    MAX_DEPTH,
+    Def,
+    Scope,
+    assignment_before,
+    bind_arguments,
+    class_methods,
+    is_lazy,
+    last_assignment,
+    memo,
+    models,
+    relationships,
+    resolve_function,
+    returns,
+    schema_or_none,
+    walk_function,
+)
 from tuber.phases.rules.database._sqltext import (
     constant_string,
     django_eager_paths,
@@ -31,14 +48,15 @@ from tuber.phases.rules.database._sqltext import (
 if TYPE_CHECKING:
     from tuber.phases.datamap.repo import RepoMap
 
-__all__ = ["callers", "constant_string", "django_eager_paths", "functions", "has_limit", "imports", "is_select",
-           "sa_eager_paths", "sql_verb"]  # re-exported for the layer's rules, beside this module's own
+# re-exported for the layer's rules, beside this module's own: one import (`_queries as q`) serves them
+__all__ = ["MAX_DEPTH", "Def", "Scope", "assignment_before", "bind_arguments", "callers", "calls", "class_methods",
+           "constant_string", "django_eager_paths", "functions", "has_limit", "imports", "is_lazy", "is_select",
+           "last_assignment", "memo", "models", "relationships", "resolve_function", "returns", "sa_eager_paths", "schema_or_none",
+           "sql_verb", "walk_function"]
+_memo, _schema = memo, schema_or_none  # the names the storage rules call
 
-Def = ast.FunctionDef | ast.AsyncFunctionDef
-MAX_DEPTH = 6
 EAGER_LOADERS = {"joinedload", "selectinload", "subqueryload", "immediateload", "contains_eager"}
 PATH_LOADERS = EAGER_LOADERS | {"defaultload", "lazyload", "noload", "raiseload", "Load"}
-EAGER_LAZY = {"joined", "selectin", "subquery", "immediate", "noload", "raise", "raise_on_sql", False}
 SA_BUILDERS = {"where", "filter", "filter_by", "order_by", "options", "join", "outerjoin", "limit", "offset",
                "distinct", "group_by", "having", "select_from", "execution_options", "with_for_update",
                "correlate", "params", "slice", "join_from", "add_columns", "enable_eagerloads", "populate_existing"}
@@ -68,136 +86,6 @@ class Origin:
     columns: bool = False  # rows of selected columns, not model instances
     sql: str = ""  # raw SQL text when known
     paginated: bool = False  # a pagination object or helper, not just a LIMIT
-
-
-@dataclass
-class Scope:
-    """Where an expression is evaluated: a file, the function around it, and bound parameters."""
-
-    repo: RepoMap
-    file: SourceFile
-    function: Def | None
-    bindings: dict[str, tuple[ast.expr, Scope]] = field(default_factory=dict)
-    depth: int = 0
-
-    def inner(self, file: SourceFile, function: Def, bindings: dict[str, tuple[ast.expr, Scope]]) -> Scope:
-        return Scope(self.repo, file, function, bindings, self.depth + 1)
-
-
-# ---- the model map (schema when it is built, else a light fallback) ----
-
-
-def models(repo: RepoMap) -> dict[str, Model]:
-    def build() -> dict[str, Model]:
-        schema_models = _schema(repo).models if _schema(repo) else {}
-        if schema_models:
-            return schema_models
-        from tuber.phases.datamap.relationships import find_models
-
-        return find_models(repo)
-
-    return _memo(repo, "models", build)
-
-
-def relationships(repo: RepoMap) -> dict[tuple[str, str], Relationship]:
-    def build() -> dict[tuple[str, str], Relationship]:
-        schema = _schema(repo)
-        rels = list(schema.relationships) if schema else []
-        if not rels:
-            from tuber.phases.datamap.relationships import find_relationships
-
-            rels = find_relationships(repo, models(repo))
-        return {(r.model, r.attribute): r for r in rels}
-
-    return _memo(repo, "relationships", build)
-
-
-def is_lazy(rel: Relationship) -> bool:
-    return rel.lazy not in EAGER_LAZY and rel.lazy != "dynamic" and rel.lazy != "write_only"
-
-
-def _schema(repo: RepoMap) -> Any:
-    try:
-        return repo.schema
-    except Exception:  # noqa: BLE001 - the schema builder is another module's work in progress
-        return None
-
-
-def _memo(owner: Any, key: str, build: Any) -> Any:
-    """Cache a derived value on the repository map (shared with every rule) or on a file."""
-    if hasattr(owner, "derived"):  # a RepoMap
-        return owner.derived(key, build)
-    store = owner.__dict__.setdefault("_tuber_rowtrace_cache", {})
-    if key not in store:
-        store[key] = build()
-    return store[key]
-
-
-# ---- functions, imports and call resolution ----
-
-
-def class_methods(file: SourceFile, class_name: str) -> dict[str, Def]:
-    for node in file.tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == class_name:
-            return {n.name: n for n in node.body if isinstance(n, Def)}
-    return {}
-
-
-def resolve_function(scope: Scope, func: ast.expr) -> tuple[SourceFile, Def] | None:
-    """The `def` a call's function expression names: module functions, imported functions, `module.f`."""
-    place = calls.resolve_call(scope.repo, scope.file, func)
-    target = scope.repo.file(place[0]) if place else None
-    return (target, functions(target)[place[1]]) if place and target else None
-
-
-def bind_arguments(call: ast.Call, function: Def, scope: Scope) -> dict[str, tuple[ast.expr, Scope]]:
-    params = [a.arg for a in (*function.args.posonlyargs, *function.args.args)]
-    bound = {p: (arg, scope) for p, arg in zip(params, call.args, strict=False) if not isinstance(arg, ast.Starred)}
-    bound.update({k.arg: (k.value, scope) for k in call.keywords if k.arg})
-    return bound
-
-
-def returns(function: Def) -> Iterator[ast.expr]:
-    for node in walk_function(function):
-        if isinstance(node, ast.Return) and node.value is not None:
-            yield node.value
-
-
-def walk_function(function: ast.AST) -> Iterator[ast.AST]:
-    """Nodes of a function body, not descending into nested functions or classes."""
-    stack = list(ast.iter_child_nodes(function))
-    while stack:
-        node = stack.pop()
-        yield node
-        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
-            stack.extend(ast.iter_child_nodes(node))
-
-
-def assignment_before(scope: Scope, name: str, line: int) -> tuple[ast.expr, Scope] | None:
-    """The value last assigned to `name` before `line`: in the function, else a bound parameter, else at
-    module level."""
-    if scope.function is not None:
-        local = _last_assignment(walk_function(scope.function), name, line)
-        if local is not None:
-            return local, scope
-    if name in scope.bindings:
-        return scope.bindings[name]
-    module = _last_assignment(iter(scope.file.tree.body), name, 10**9)
-    if module is not None:
-        return module, Scope(scope.repo, scope.file, None, {}, scope.depth)
-    return None
-
-
-def _last_assignment(nodes: Iterator[ast.AST], name: str, line: int) -> ast.expr | None:
-    best: ast.expr | None = None
-    best_line = -1
-    for node in nodes:
-        if not isinstance(node, ast.Assign | ast.AnnAssign) or node.value is None or node.lineno >= line:
-            continue
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-        if any(isinstance(t, ast.Name) and t.id == name for t in targets) and node.lineno > best_line:
-            best, best_line = node.value, node.lineno
-    return best
 
 
 # ---- tracing rows back to their query ----
@@ -403,6 +291,6 @@ def _last_execute(scope: Scope, cursor: str, line: int) -> ast.expr | None:
 
 # ---- which code runs on a request ----
 
-def request_endpoint(repo: RepoMap, path: str, function: str, depth: int = 3) -> Any:
+def request_endpoint(repo: RepoMap, path: str, function: str, depth: int = 3) -> Endpoint | None:
     """The endpoint that runs `function` of `path`, itself or through up to `depth` levels of callers."""
     return calls.endpoint_reaching(repo, path, function, depth)

@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import ast
 import re
-from typing import TYPE_CHECKING
 
 from tuber.phases.rules.base import dotted_name
+from tuber.phases.rules.database._scope import MAX_DEPTH, Scope, assignment_before
 
-if TYPE_CHECKING:
-    from tuber.phases.rules.database._queries import Scope
-
-MAX_DEPTH = 6
 PATH_LOADERS_EAGER = {"joinedload", "selectinload", "subqueryload", "immediateload", "contains_eager"}
 PATH_LOADERS = PATH_LOADERS_EAGER | {"defaultload", "lazyload", "noload", "raiseload", "Load"}
 
@@ -23,19 +19,12 @@ PATH_LOADERS = PATH_LOADERS_EAGER | {"defaultload", "lazyload", "noload", "raise
 # ---- eager-loading options ----
 
 
-def _tracer():  # type: ignore[no-untyped-def]
-    """_queries, imported late: it imports this module."""
-    from tuber.phases.rules.database import _queries
-
-    return _queries
-
-
 def sa_eager_paths(args: list[ast.expr], scope: Scope) -> frozenset[str]:
     """Paths eager-loaded by `.options(...)` arguments, following module-level loader constants."""
     paths: set[str] = set()
     for arg in args:
         if isinstance(arg, ast.Name):
-            found = _tracer().assignment_before(scope, arg.id, getattr(arg, "lineno", 10**9))
+            found = assignment_before(scope, arg.id, getattr(arg, "lineno", 10**9))
             if found:
                 paths |= sa_eager_paths([found[0]], found[1])
             continue
@@ -88,16 +77,14 @@ def constant_string(node: ast.expr, scope: Scope) -> str:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
     if isinstance(node, ast.JoinedStr):
-        return "".join(v.value if isinstance(v, ast.Constant) else (
-            constant_string(v.value, scope) if isinstance(v, ast.FormattedValue) else "?") or "?"
-            for v in node.values)
+        return "".join(_fstring_part(part, scope) for part in node.values)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Mod):
         left = constant_string(node.left, scope)
         return left + (constant_string(node.right, scope) if isinstance(node.op, ast.Add) else "")
     if isinstance(node, ast.Name) and scope.depth <= MAX_DEPTH:
-        found = _tracer().assignment_before(scope, node.id, getattr(node, "lineno", 10**9))
+        found = assignment_before(scope, node.id, getattr(node, "lineno", 10**9))
         if found and found[0] is not node:
-            return constant_string(found[0], _tracer().Scope(scope.repo, found[1].file, found[1].function, {}, scope.depth + 1))
+            return constant_string(found[0], Scope(scope.repo, found[1].file, found[1].function, {}, scope.depth + 1))
     if isinstance(node, ast.Call):
         name = dotted_name(node.func).rsplit(".", 1)[-1]
         if name == "text" and node.args:
@@ -105,6 +92,15 @@ def constant_string(node: ast.expr, scope: Scope) -> str:
         if isinstance(node.func, ast.Attribute) and name in ("format", "bindparams", "columns", "strip", "replace"):
             return constant_string(node.func.value, scope)
     return ""
+
+
+def _fstring_part(part: ast.expr, scope: Scope) -> str:
+    """One piece of an f-string: its literal text, or the text of a constant placeholder, else `?`."""
+    if isinstance(part, ast.Constant) and isinstance(part.value, str):
+        return part.value
+    if isinstance(part, ast.FormattedValue):
+        return constant_string(part.value, scope) or "?"
+    return "?"
 
 
 def is_select(sql: str) -> bool:

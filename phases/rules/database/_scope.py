@@ -1,0 +1,159 @@
+"""Where the query tracer evaluates an expression, split out of _queries.py: the `Scope` (file, function,
+bound parameters), the model and relationship maps it reads, and the function-level look-ups it follows
+(assignments before a line, a called function's `def`, its returns, its parameters bound to a call).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
+
+from tuber.phases.datamap import calls
+from tuber.phases.datamap.calls import functions
+from tuber.phases.datamap.model import Model, Relationship, Schema
+from tuber.phases.rules.base import SourceFile
+
+if TYPE_CHECKING:
+    from tuber.phases.datamap.repo import RepoMap
+
+T = TypeVar("T")
+Def = ast.FunctionDef | ast.AsyncFunctionDef
+MAX_DEPTH = 6
+EAGER_LAZY = {"joined", "selectin", "subquery", "immediate", "noload", "raise", "raise_on_sql", False}
+
+
+@dataclass
+class Scope:
+    """Where an expression is evaluated: a file, the function around it, and bound parameters."""
+
+    repo: RepoMap
+    file: SourceFile
+    function: Def | None
+    bindings: dict[str, tuple[ast.expr, Scope]] = field(default_factory=dict)
+    depth: int = 0
+
+    def inner(self, file: SourceFile, function: Def, bindings: dict[str, tuple[ast.expr, Scope]]) -> Scope:
+        """The scope of a called function, one level deeper."""
+        return Scope(self.repo, file, function, bindings, self.depth + 1)
+
+
+# ---- the model map (schema when it is built, else a light fallback) ----
+
+
+def models(repo: RepoMap) -> dict[str, Model]:
+    """Model classes by name: the schema's, else the ones found by the relationship scanner."""
+    def build() -> dict[str, Model]:
+        schema = schema_or_none(repo)
+        schema_models = schema.models if schema else {}
+        if schema_models:
+            return schema_models
+        from tuber.phases.datamap.relationships import find_models
+
+        return find_models(repo)
+
+    return memo(repo, "models", build)
+
+
+def relationships(repo: RepoMap) -> dict[tuple[str, str], Relationship]:
+    """Relationships by (model, attribute)."""
+    def build() -> dict[tuple[str, str], Relationship]:
+        schema = schema_or_none(repo)
+        rels = list(schema.relationships) if schema else []
+        if not rels:
+            from tuber.phases.datamap.relationships import find_relationships
+
+            rels = find_relationships(repo, models(repo))
+        return {(r.model, r.attribute): r for r in rels}
+
+    return memo(repo, "relationships", build)
+
+
+def is_lazy(rel: Relationship) -> bool:
+    """Reading the relationship on a row runs a query (no eager strategy, not a dynamic/write-only query)."""
+    return rel.lazy not in EAGER_LAZY and rel.lazy != "dynamic" and rel.lazy != "write_only"
+
+
+def schema_or_none(repo: RepoMap) -> Schema | None:
+    """The repository's schema map, or None when it cannot be built."""
+    try:
+        return repo.schema
+    except Exception:  # noqa: BLE001 - a schema the builder cannot read leaves the light fallback
+        return None
+
+
+def memo(repo: RepoMap, key: str, build: Callable[[], T]) -> T:
+    """Cache a derived value on the repository map, shared with every rule."""
+    return repo.derived(key, build)
+
+
+# ---- functions, imports and call resolution ----
+
+
+def class_methods(file: SourceFile, class_name: str) -> dict[str, Def]:
+    """The methods of a module-level class, by name."""
+    for node in file.tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            return {n.name: n for n in node.body if isinstance(n, Def)}
+    return {}
+
+
+def resolve_function(scope: Scope, func: ast.expr) -> tuple[SourceFile, Def] | None:
+    """The `def` a call's function expression names: module functions, imported functions, `module.f`."""
+    place = calls.resolve_call(scope.repo, scope.file, func)
+    target = scope.repo.file(place[0]) if place else None
+    return (target, functions(target)[place[1]]) if place and target else None
+
+
+def bind_arguments(call: ast.Call, function: Def, scope: Scope) -> dict[str, tuple[ast.expr, Scope]]:
+    """The function's parameters bound to the call's positional and keyword arguments."""
+    params = [a.arg for a in (*function.args.posonlyargs, *function.args.args)]
+    bound = {p: (arg, scope) for p, arg in zip(params, call.args, strict=False) if not isinstance(arg, ast.Starred)}
+    bound.update({k.arg: (k.value, scope) for k in call.keywords if k.arg})
+    return bound
+
+
+def returns(function: Def) -> Iterator[ast.expr]:
+    """The values the function returns (not those of nested functions)."""
+    for node in walk_function(function):
+        if isinstance(node, ast.Return) and node.value is not None:
+            yield node.value
+
+
+def walk_function(function: ast.AST) -> Iterator[ast.AST]:
+    """Nodes of a function body, not descending into nested functions or classes."""
+    stack = list(ast.iter_child_nodes(function))
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            stack.extend(ast.iter_child_nodes(node))
+
+
+def assignment_before(scope: Scope, name: str, line: int) -> tuple[ast.expr, Scope] | None:
+    """The value last assigned to `name` before `line`: in the function, else a bound parameter, else at
+    module level."""
+    if scope.function is not None:
+        local = last_assignment(walk_function(scope.function), name, line)
+        if local is not None:
+            return local, scope
+    if name in scope.bindings:
+        return scope.bindings[name]
+    module = last_assignment(iter(scope.file.tree.body), name, 10**9)
+    if module is not None:
+        return module, Scope(scope.repo, scope.file, None, {}, scope.depth)
+    return None
+
+
+def last_assignment(nodes: Iterator[ast.AST], name: str, line: int) -> ast.expr | None:
+    """The value of the last assignment to `name` among `nodes` that comes before `line`."""
+    best: ast.expr | None = None
+    best_line = -1
+    for node in nodes:
+        if not isinstance(node, ast.Assign | ast.AnnAssign) or node.value is None or node.lineno >= line:
+            continue
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets) and node.lineno > best_line:
+            best, best_line = node.value, node.lineno
+    return best
