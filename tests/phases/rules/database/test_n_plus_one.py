@@ -14,37 +14,7 @@ from tuber.phases.datamap.repo import RepoMap, language_of
 from tuber.phases.rules.base import SourceFile
 from tuber.phases.rules.database import n_plus_one
 
-MODELS = """
-from sqlalchemy import ForeignKey
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class User(Base):
-    __tablename__ = "users"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str]
-
-
-class Post(Base):
-    __tablename__ = "posts"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    author: Mapped[User] = relationship()
-    comments: Mapped[list["Comment"]] = relationship(back_populates="post")
-
-
-class Comment(Base):
-    __tablename__ = "comments"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"))
-    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    post: Mapped[Post] = relationship(back_populates="comments")
-    author: Mapped[User] = relationship()
-"""
+MODELS = textwrap.dedent(n_plus_one.MODELS)  # the rule's own example models: users, posts, comments
 
 VIEWS = """
 from sqlalchemy import select
