@@ -22,11 +22,11 @@ Place = tuple[str, str]  # (file path, function name)
 
 def functions(file: SourceFile) -> dict[str, Def]:
     """Module-level functions by name."""
-    cached = file.__dict__.get("_module_functions")
+    cached: dict[str, Def] | None = file.__dict__.get("_module_functions")
     if cached is None:
         cached = {n.name: n for n in file.tree.body if isinstance(n, Def)}
         file.__dict__["_module_functions"] = cached
-    return cached  # type: ignore[no-any-return]
+    return cached
 
 
 def module_index(repo: RepoMap) -> dict[str, str]:
@@ -60,9 +60,9 @@ def resolve_module(repo: RepoMap, importer: str, module: str, level: int) -> str
 
 def imports(repo: RepoMap, file: SourceFile) -> dict[str, tuple[str, str]]:
     """Local name -> (file path of the module, imported attribute or '' when the name is a module itself)."""
-    cached = file.__dict__.get("_resolved_imports")
+    cached: dict[str, tuple[str, str]] | None = file.__dict__.get("_resolved_imports")
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     found: dict[str, tuple[str, str]] = {}
     for node in ast.walk(file.tree):
         if isinstance(node, ast.ImportFrom):

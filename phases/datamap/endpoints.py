@@ -85,14 +85,14 @@ def _module_endpoints(file: SourceFile, mounted: dict[str, _Router], aliases: di
         router = routers.setdefault(name, _Router("fastapi"))
         router.prefix = mount.prefix + router.prefix
         router.dependencies = [*mount.dependencies, *router.dependencies]
-    framework = "fastapi" if "fastapi" in file.text and "flask" not in file.text else "flask"
+    framework: Framework = "fastapi" if "fastapi" in file.text and "flask" not in file.text else "flask"
     classes = {n.name: n for n in ast.walk(file.tree) if isinstance(n, ast.ClassDef)}
     functions = {n.name: n for n in file.tree.body if isinstance(n, Def)}
     for node in ast.walk(file.tree):
         if isinstance(node, Def):
             for decorator in node.decorator_list:
                 route = _route_decorator(decorator, routers, framework)
-                if route:
+                if route and isinstance(decorator, ast.Call):  # a route is always declared by a call
                     yield _decorated_endpoint(file, node, decorator, route, aliases)
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             yield from _registered_endpoints(file, node, routers, classes, functions)

@@ -110,7 +110,7 @@ class Endpoint:
     def is_list(self) -> bool:
         """GET on a collection (no trailing path parameter)."""
         last = self.route.rstrip("/").rsplit("/", 1)[-1]
-        return "GET" in self.methods and not (last.startswith("<") or last.startswith("{"))
+        return "GET" in self.methods and not last.startswith(("<", "{"))
 
 
 @dataclass

@@ -50,11 +50,11 @@ def _inside_chain(node: ast.Call, parent_of: dict[ast.AST, ast.AST]) -> bool:
 
 def parent_map(file: SourceFile) -> dict[ast.AST, ast.AST]:
     """child -> parent for every node of the file (built once per file)."""
-    cached = file.__dict__.get("_tuber_parents")
+    cached: dict[ast.AST, ast.AST] | None = file.__dict__.get("_tuber_parents")
     if cached is None:
         cached = {child: node for node in ast.walk(file.tree) for child in ast.iter_child_nodes(node)}
         file.__dict__["_tuber_parents"] = cached
-    return cached  # type: ignore[no-any-return]
+    return cached
 
 
 def ancestors(node: ast.AST, parent_of: dict[ast.AST, ast.AST]) -> tuple[ast.AST, ...]:
@@ -122,8 +122,8 @@ def queryset_functions(repo: RepoMap) -> dict[str, tuple[str, str, ast.expr]]:
                 continue
             for node in ast.walk(file.tree):
                 if isinstance(node, ast.FunctionDef):
-                    values = [r.value for r in ast.walk(node) if isinstance(r, ast.Return) and r.value is not None]
-                    returns.setdefault(node.name, []).extend((file.path, v) for v in values)
+                    returned = [r.value for r in ast.walk(node) if isinstance(r, ast.Return) and r.value is not None]
+                    returns.setdefault(node.name, []).extend((file.path, v) for v in returned)
     found: dict[str, tuple[str, str, ast.expr]] = {}
     for _ in range(3):  # helpers that call helpers
         for name, values in returns.items():

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import sqlglot
 from sqlglot import exp
-from tuber.phases.datamap.queries import Query, Use, ancestors, leading_percent, parent_map
+from tuber.phases.datamap.queries import Query, Role, Use
+from tuber.phases.datamap.queries_ast import ancestors, leading_percent, parent_map
 from tuber.phases.datamap.schema_common import callee
 from tuber.phases.datamap.schema_sql import glot_dialect, quiet_sqlglot
 from tuber.phases.rules.base import SourceFile, enclosing_symbol
@@ -116,8 +118,8 @@ def _text(node: ast.expr | None, function: ast.AST | None, module: dict[str, ast
                 targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
                 if not any(isinstance(t, ast.Name) and t.id == node.id for t in targets):
                     continue
-                value = _text(_unwrap_text(stmt.value), function, module, stmt.lineno, depth + 1)
-                pieces = [value] if isinstance(stmt, ast.Assign) else [*pieces, value]
+                piece = _text(_unwrap_text(stmt.value), function, module, stmt.lineno, depth + 1)
+                pieces = [piece] if isinstance(stmt, ast.Assign) else [*pieces, piece]
             return "".join(pieces)
         if node.id in module:
             return _text(module[node.id], None, module, 10**9, depth + 1)
@@ -188,12 +190,14 @@ def _conjuncts(node: exp.Expression | None) -> list[exp.Expression]:
     return [node]
 
 
-def _predicate(query: Query, node: exp.Expression, resolve: object, line: int, inner: str | None,
-               params: ast.expr | None, file: SourceFile) -> None:
-    def use(column: exp.Expression, role: str, **extra: bool) -> None:
-        table = resolve(column) if isinstance(column, exp.Column) and callable(resolve) else ""
-        if table:
-            query.uses.append(Use(table, column.name, role, line, **extra))  # type: ignore[arg-type]
+def _predicate(query: Query, node: exp.Expression, resolve: Callable[[exp.Column], str], line: int,
+               inner: str | None, params: ast.expr | None, file: SourceFile) -> None:
+    def use(column: exp.Expression | None, role: Role, *, leading_wildcard: bool = False,
+            from_input: bool = False) -> None:
+        table = resolve(column) if isinstance(column, exp.Column) else ""
+        if table and isinstance(column, exp.Column):
+            query.uses.append(Use(table, column.name, role, line, leading_wildcard=leading_wildcard,
+                                  from_input=from_input))
 
     left, right = node.this, node.args.get("expression")
     if isinstance(node, exp.EQ | exp.GT | exp.GTE | exp.LT | exp.LTE) and isinstance(left, exp.Column) and \
@@ -201,7 +205,7 @@ def _predicate(query: Query, node: exp.Expression, resolve: object, line: int, i
         # column against column (`s.quantity < i.reorder_level`): a join condition, as the ORM reader records
         # it; no index on either column alone selects the rows
         for side in (left, right):
-            table = resolve(side) if callable(resolve) else ""
+            table = resolve(side)
             use(side, "join" if inner is not None and table == inner else "join_outer")
     elif isinstance(node, exp.EQ):
         column, value = (left, right) if isinstance(left, exp.Column) else (right, left)

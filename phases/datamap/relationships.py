@@ -285,7 +285,7 @@ def _lazy(node: ast.expr | None) -> str:
     if isinstance(value, str):
         return value
     if value in LAZY_CONSTANTS:
-        return LAZY_CONSTANTS[value]  # type: ignore[index]
+        return LAZY_CONSTANTS[value]
     return "select"
 
 

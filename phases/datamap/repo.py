@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from tuber.agent.models import SkippedFile
 from tuber.phases.datamap.model import Endpoint, Schema
@@ -76,7 +76,8 @@ class RepoMap:
         return self.memo[key]  # type: ignore[no-any-return]
 
 
-def language_of(path: str) -> str:
+def language_of(path: str) -> Literal["python", "sql", "other"]:
+    """The language a file is read as, by its extension."""
     if path.endswith(".py"):
         return "python"
     if path.endswith(".sql"):

@@ -8,6 +8,7 @@ so a large tree (Django's own source) costs little.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -24,14 +25,15 @@ def build_schema(repo: RepoMap) -> Schema:
     """The repository's schema from every source it declares one in."""
     python = [f for f in repo.python_files() if _parses(f)]
     sources: list[SchemaParts] = []
-    for builder in (
+    builders: tuple[Callable[[SchemaParts], None], ...] = (
         lambda p: schema_alembic.build(python, p, repo.database),
         lambda p: schema_django.build_migrations(python, p),
         lambda p: schema_sql.build(repo.sql_files(), p, repo.database),
         lambda p: schema_sql.build_embedded(python, p, repo.database),
         lambda p: schema_sqlalchemy.build(python, p),
         lambda p: schema_django.build_models(python, p),
-    ):
+    )
+    for builder in builders:
         parts = SchemaParts()
         builder(parts)
         sources.append(parts)

@@ -29,11 +29,16 @@ def revisions(files: Iterable[SourceFile]) -> list[Revision]:
         if "revision" not in file.text or "down_revision" not in file.text:
             continue
         values: dict[str, ast.expr | None] = {}
+        value: ast.expr | None
         for node in file.tree.body:
-            target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else (
-                node.target if isinstance(node, ast.AnnAssign) else None)
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target, value = node.targets[0], node.value
+            elif isinstance(node, ast.AnnAssign):
+                target, value = node.target, node.value
+            else:
+                continue
             if isinstance(target, ast.Name) and target.id in {"revision", "down_revision"}:
-                values[target.id] = node.value  # type: ignore[union-attr]
+                values[target.id] = value
         revision = string(values.get("revision"))
         if revision and "down_revision" in values:
             found[revision] = Revision(file, revision, tuple(strings(values["down_revision"])))
@@ -139,9 +144,9 @@ def _apply(parts: SchemaParts, file: SourceFile, call: ast.Call, batch: dict[str
         if len(positional) >= 5:
             source, referent = batch_table or string(positional[1]), string(positional[2])
             local, remote = strings(positional[3]), strings(positional[4])
-            table = parts.tables.get(source)
-            if table and len(local) == 1 and local[0] in table.columns and remote:
-                parts.add_column(table, Column(name=local[0], foreign_key=f"{referent}.{remote[0]}"))
+            source_table = parts.tables.get(source)
+            if source_table and len(local) == 1 and local[0] in source_table.columns and remote:
+                parts.add_column(source_table, Column(name=local[0], foreign_key=f"{referent}.{remote[0]}"))
     elif op == "execute" and args:
         sql = string(args[0])
         if sql:

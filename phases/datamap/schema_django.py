@@ -219,9 +219,11 @@ def _add_meta_indexes(parts: SchemaParts, table: str, meta: dict[str, ast.expr],
                                   path=path, line=item.lineno))
     for key, unique in (("unique_together", True), ("index_together", False)):
         value = meta.get(key)
-        groups = value.elts if isinstance(value, ast.List | ast.Tuple) else []
-        if groups and all(string(g) for g in groups):
-            groups = [value]  # a single tuple of names
+        groups: list[ast.expr] = []
+        if isinstance(value, ast.List | ast.Tuple):
+            groups = value.elts
+            if groups and all(string(g) for g in groups):
+                groups = [value]  # a single tuple of names
         for group in groups:
             names = strings(group)
             if names:

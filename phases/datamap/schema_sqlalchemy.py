@@ -31,9 +31,9 @@ def build(files: Iterable[SourceFile], parts: SchemaParts) -> None:
     classes: dict[str, tuple[SourceFile, ast.ClassDef]] = {}
     candidates = [f for f in files if any(marker in f.text for marker in MARKERS) and "django.db" not in f.text]
     for file in candidates:
-        for node in file.tree.body:
-            if isinstance(node, ast.ClassDef):
-                classes.setdefault(node.name, (file, node))
+        for statement in file.tree.body:
+            if isinstance(statement, ast.ClassDef):
+                classes.setdefault(statement.name, (file, statement))
     for file, cls in classes.values():
         table_name = _table_name(cls, classes)
         if table_name:
@@ -92,6 +92,7 @@ def _has_primary_key(cls: ast.ClassDef) -> bool:
 
 def _column_of(node: ast.stmt) -> tuple[str, ast.expr | None, ast.expr | None] | None:
     """(attribute, column call or None, annotation or None) when `node` declares a column."""
+    value: ast.expr | None
     if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
         value = node.value
         if isinstance(value, ast.Call) and callee(value) in COLUMN_CALLS:
