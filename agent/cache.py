@@ -15,9 +15,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from tuber import __version__, phases
 from tuber.agent.models import Diagnosis
 from tuber.phases.datamap.repo import RepoMap
+
+from tuber import __version__, phases
 
 KEEP = 20  # cached diagnoses kept per folder
 

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-
-from tuber import __version__
 from tuber.agent import logs, output
 from tuber.agent.errors import NotADirectory, TuberError, UsageError
 from tuber.agent.models import RunReport
 from tuber.agent.settings import build_settings
+
+from tuber import __version__
 
 RUN_EXIT = {"pr_ready": 0, "pr_opened": 0, "stopped": 0, "escalated": 3, "failed": 4}
 PHASES = ("diagnose", "plan", "implement", "verify", "document")

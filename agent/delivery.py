@@ -6,17 +6,18 @@ Offline (the default) everything stays local: the branch in the repository, the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-
 from tuber.agent.adapters.git import Worktree
 from tuber.agent.models import (
     Diagnosis,
     Evidence,
     JournalEntry,
     Patch,
+    Phase,
     Plan,
     PullRequestDraft,
     ReportOpportunity,
@@ -79,7 +80,7 @@ def write_stop_report(folder: Path, run_id: str, stop: Stop, evidence: BaseModel
     return {}
 
 
-def build_report(run_id: str, status: str, exit_condition: str, message: str, outputs: dict[str, BaseModel],
+def build_report(run_id: str, status: str, exit_condition: str, message: str, outputs: Mapping[Phase, BaseModel],
                  branch: str | None, **extra: Any) -> RunReport:
     """The DESIGN.md run report, from whatever phases completed."""
     plan = outputs.get("plan")
@@ -105,7 +106,8 @@ def build_report(run_id: str, status: str, exit_condition: str, message: str, ou
         fields["branch"] = branch
         fields["lines_changed"] = patch.lines_added
     if isinstance(evidence, Evidence):
-        fields["verification"] = ReportVerification(checks=evidence.checks, measurements=evidence.measurements)
+        fields["verification"] = ReportVerification(checks=evidence.checks, measurements=evidence.measurements,
+                                                    notes=evidence.notes)
     if isinstance(diagnosis, Diagnosis) and not message:
         fields["message"] = f"{len(diagnosis.findings)} findings"
     return RunReport(**fields)

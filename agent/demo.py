@@ -8,7 +8,6 @@ import tempfile
 from pathlib import Path
 
 import git
-
 from tuber.agent import machine
 from tuber.agent.adapters.git import AUTHOR
 from tuber.agent.models import RunReport

@@ -302,6 +302,7 @@ class ReportTask(Frozen):
 class ReportVerification(Frozen):
     checks: tuple[Check, ...] = ()
     measurements: tuple[Measurement, ...] = ()
+    notes: tuple[str, ...] = Field(default=(), description="what VERIFY could not measure, and why")
 
 
 class Tokens(Frozen):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tuber import __version__
 from tuber.agent.models import Diagnosis, Finding, RunReport
 from tuber.agent.render import render
 from tuber.phases.document import LAYER_TITLE, words
+
+from tuber import __version__
 
 SARIF_LEVEL = {"CRITICAL": "error", "HIGH": "error", "MEDIUM": "warning", "LOW": "note"}
 SECURITY_SEVERITY = {"CRITICAL": "9.5", "HIGH": "7.5", "MEDIUM": "5.0", "LOW": "2.0"}

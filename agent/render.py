@@ -6,7 +6,6 @@ StrictUndefined makes a missing variable an error instead of an empty hole in a 
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -18,7 +17,7 @@ from tuber import journal, pr_templates, prompts
 def environment() -> jinja2.Environment:
     folders = {"pr": pr_templates, "prompts": prompts, "journal": journal}
     loader = jinja2.PrefixLoader(
-        {prefix: jinja2.FileSystemLoader(Path(package.__file__).parent) for prefix, package in folders.items()}
+        {prefix: jinja2.FileSystemLoader(package.__path__[0]) for prefix, package in folders.items()}
     )
     env = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, autoescape=False,
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)

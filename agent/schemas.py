@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-
 from tuber.agent import models
 from tuber.agent.settings import FileConfig
 

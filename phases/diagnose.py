@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from types import ModuleType
 
 import structlog
-
 from tuber.agent.models import (
     IMPACT_THRESHOLD,
     Considered,
@@ -80,7 +79,8 @@ def hits_in(rule: ModuleType, file: SourceFile, repo: RepoMap) -> Iterable[Hit]:
     triggers: tuple[str, ...] = getattr(rule, "TRIGGERS", ())
     if triggers and not any(t in file.text for t in triggers):
         return ()
-    return rule.detect(file, repo)
+    hits: Iterable[Hit] = rule.detect(file, repo)
+    return hits
 
 
 PARALLEL_MIN_FILES = 150  # below this, forking workers costs more than it saves

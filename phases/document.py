@@ -7,15 +7,26 @@ the fixes' own expectations are carried as they are, labelled as estimates by th
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
+from tuber.agent.models import (
+    Diagnosis,
+    Evidence,
+    JournalEntry,
+    Measurement,
+    MicroTask,
+    Patch,
+    Plan,
+    PullRequestDraft,
+    TaskResult,
+)
+from tuber.agent.render import render
 
 from tuber import pr_templates
-from tuber.agent.models import Diagnosis, Evidence, JournalEntry, Measurement, Patch, Plan, PullRequestDraft
-from tuber.agent.render import render
 
 LAYER_TITLE = {"database": "Database", "api": "API", "storage": "Storage", "security": "Security"}
 IMPACT_KIND = {"database": "Performance", "api": "Performance", "storage": "Reliability", "security": "Security"}
@@ -40,6 +51,16 @@ def words(category: str) -> dict[str, str]:
     return {**default, **category_words().get(category, {})}
 
 
+@dataclass(frozen=True)
+class TaskView:
+    """One task as the templates show it: the plan's task, what IMPLEMENT did, and the problem it fixes."""
+
+    task: MicroTask
+    result: TaskResult
+    problem: str
+    files: tuple[str, ...]
+
+
 def _context(plan: Plan, patch: Patch, evidence: Evidence, diagnosis: Diagnosis) -> dict[str, Any]:
     findings = {f.fingerprint: f for f in diagnosis.findings}
     results = {r.task_id: r for r in patch.tasks}
@@ -50,13 +71,13 @@ def _context(plan: Plan, patch: Patch, evidence: Evidence, diagnosis: Diagnosis)
             continue
         found = [findings[fp] for fp in task.fingerprints if fp in findings]
         problem = "; ".join(f"{f.message} (`{f.path}:{f.line}`)" for f in found) or words(plan.opportunity.category)["problem"]
-        items.append({"task": task, "result": result, "problem": problem, "files": result.files or task.paths})
-    applied = [i for i in items if i["result"].status == "applied"]
-    dropped = [i for i in items if i["result"].status == "dropped"]
+        items.append(TaskView(task=task, result=result, problem=problem, files=result.files or task.paths))
+    applied = [i for i in items if i.result.status == "applied"]
+    dropped = [i for i in items if i.result.status == "dropped"]
     migrations = [c.path for c in patch.files if c.added and any(m in c.path for m in MIGRATION_MARKERS)
                   and c.path.endswith((".py", ".sql"))]
     opportunity = plan.opportunity
-    breaking = max((i["task"].risk_parts.breaking_changes for i in applied), default=1)
+    breaking = max((i.task.risk_parts.breaking_changes for i in applied), default=1)
     roundtrips = [m for m in evidence.measurements if "round trip" in m.name.lower()]
     rollbacks = [c for c in evidence.checks if c.name.startswith("rollback") and c.passed]  # VERIFY's rollback check
     return {
@@ -87,7 +108,7 @@ def document(plan: Plan, patch: Patch, evidence: Evidence, diagnosis: Diagnosis,
     tests_line = ", ".join(f"{c.tests_passed}/{c.tests_run} tests pass" for c in tests)
     commit = render(
         "pr/commit.txt.j2", **context,
-        summary=context["tasks"][0]["task"].action if len(context["tasks"]) == 1 else context["improvement"],
+        summary=context["tasks"][0].task.action if len(context["tasks"]) == 1 else context["improvement"],
         impact_line=("; ".join(measured) if measured and plan.opportunity.layer != "security"
                      else f"no longer the case that {words(plan.opportunity.category)['problem']}"),
         mitigation="verified by the project's own checks" + (f" ({tests_line})" if tests_line else ""),

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import git
 import structlog
-
 from tuber.agent.errors import EmptyRepository, NotADirectory, NotAGitRepository, WorkspaceError
 from tuber.agent.models import FileChange
 
