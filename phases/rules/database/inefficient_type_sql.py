@@ -1,8 +1,26 @@
 """Inefficient types in SQL schemas and migrations: `VARCHAR(255)` (or TEXT) closed to a few short values
 by a `CHECK (col IN (...))` constraint or by the application's constants.
 
-The same judgement as `inefficient_type`, on columns defined in `.sql` files. Not fixable automatically:
-changing the type rewrites the table.
+## What it does
+The same judgement as `inefficient_type`, on columns defined in `.sql` files (schemas and migrations).
+
+## Why is this bad
+A wide text column for a handful of codes costs space in every row and every index over it, and lets any
+string in where only a few are valid.
+
+## Example
+```sql
+CREATE TABLE tickets (priority VARCHAR(255) CHECK (priority IN ('low', 'high')));
+```
+
+## Use instead
+```sql
+CREATE TABLE tickets (priority SMALLINT NOT NULL);  -- or an enum type, or VARCHAR(8)
+```
+
+## Fix safety
+Not fixable automatically: changing the type rewrites the table and needs a data migration.
+Scores: `scored("inefficient_type")`: the low baseline (4), since the fix is a table rewrite (risk 6).
 """
 
 from __future__ import annotations

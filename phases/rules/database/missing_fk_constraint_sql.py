@@ -1,9 +1,27 @@
 """Missing foreign key constraints in SQL schemas and migrations (`CREATE TABLE` in .sql files).
 
+## What it does
 The same judgement as `missing_fk_constraint` (a `<thing>_id` integer column that holds another table's
 integer primary key, with no REFERENCES), read from the schema map built out of `.sql` files: plain
-schema files and `NNNN_name.up.sql` / `V2__name.sql` migrations. See missing_fk_constraint.py for why and
-for fix safety (not fixable automatically: orphaned ids must be audited first).
+schema files and `NNNN_name.up.sql` / `V2__name.sql` migrations.
+
+## Why is this bad
+Nothing stops a row from pointing at a parent that does not exist, or from outliving a deleted parent.
+
+## Example
+```sql
+CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL);
+```
+
+## Use instead
+```sql
+ALTER TABLE orders ADD CONSTRAINT orders_customer_fk FOREIGN KEY (customer_id) REFERENCES customers (id) NOT VALID;
+ALTER TABLE orders VALIDATE CONSTRAINT orders_customer_fk;
+```
+
+## Fix safety
+Not fixable automatically: orphaned ids must be audited first.
+Scores: `scored("missing_fk_constraint")`: the low baseline (10.7), since the fix needs a data audit (risk 6).
 """
 
 from __future__ import annotations

@@ -32,6 +32,8 @@ def list_messages(ticket_id): ...
 The fix applies the guard a sibling uses, with the same arguments, in the same position; anonymous callers
 now get the same 401/redirect as on the siblings. A Django class-based view gets the siblings' access mixin as
 its first base, with the settings they give it (`raise_exception = True`).
+Scores: `scored("missing_auth")`: the baseline (45, CRITICAL by security level 9); only endpoints are reported, so
+every finding is on a request path.
 """
 
 from __future__ import annotations

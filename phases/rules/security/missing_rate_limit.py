@@ -27,6 +27,8 @@ The fix copies the limiter a guarded sibling endpoint already uses, with the sam
 position (decorator below the route, or `dependencies=[Depends(limiter)]`). When the repository has no
 limiter at all the finding is reported as not fixable: choosing and installing one is a product decision.
 Legitimate clients above the limit get 429 responses; that is the intended change.
+Scores: `scored("missing_rate_limit")`: the baseline (60): guessing is a security risk (8) and an unthrottled login
+is also a load risk (performance 3).
 """
 
 from __future__ import annotations

@@ -27,6 +27,8 @@ The fix drops only the sensitive fields at that call site (an `exclude=` argumen
 one, else a filtered copy of the dict; `response_model_exclude=` for FastAPI); every other field of the
 response is unchanged. Clients that read the removed field break, which is the point. Log lines are
 reported without a fix.
+Scores: `scored("sensitive_data_exposure", hot=...)`: hot when an endpoint returns the data; a log line is
+`hot=False` (read by fewer people than a response).
 """
 
 from __future__ import annotations
@@ -268,7 +270,9 @@ def _dict_literals(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
         if endpoint.path != file.path or is_login_like(endpoint):
             continue
         node = endpoint_function(file, endpoint)
-        for sub in ast.walk(node) if node else ():
+        if node is None:
+            continue
+        for sub in ast.walk(node):
             if not (isinstance(sub, ast.Return) or isinstance(sub, ast.Call) and dotted_name(sub.func).endswith(
                     ("jsonify", "JSONResponse", "JsonResponse"))):
                 continue

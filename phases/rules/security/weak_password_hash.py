@@ -30,6 +30,8 @@ verify: every comparison against the old digest becomes `password_matches(passwo
 both formats, and where a login compares an ORM attribute or a fetched row, a verify-then-rehash step
 upgrades the stored hash on the next successful login. No migration; existing rows stay valid. Risk: data
 transformation on login (Data_Risk 4).
+Scores: `scored("weak_password_hash")`: the baseline (42, CRITICAL by security level 9); the fix changes stored
+data reversibly (verify-then-rehash), so its risk is planned from the fix, not here.
 """
 
 from __future__ import annotations
@@ -242,7 +244,7 @@ def _is_comparison(node: ast.AST) -> bool:
 
 def _hashlib_aliases(file: SourceFile) -> dict[str, str]:
     """Local names bound to weak hashlib constructors (`from hashlib import md5 as m`)."""
-    aliases = {}
+    aliases: dict[str, str] = {}
     for node in ast.walk(file.tree):
         if isinstance(node, ast.ImportFrom) and node.module == "hashlib":
             aliases |= {a.asname or a.name: a.name for a in node.names if a.name in WEAK or a.name == "new"}

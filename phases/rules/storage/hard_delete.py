@@ -27,6 +27,8 @@ def remove_member(member):
 ## Fix safety
 No automatic fix: a soft delete changes the schema, every query that lists the rows, and the endpoint's
 contract, and needs a retention decision. Reported with `fixable=False` and the category's low baseline.
+Scores: `scored("hard_delete", hot=True)`: the baseline (4.6): reported for people, never above the impact
+threshold, since soft delete is a product decision (risk 7).
 """
 
 from __future__ import annotations
