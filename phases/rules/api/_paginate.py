@@ -34,7 +34,7 @@ COUNT_KEYS = ("total", "count")
 # change meaning: a response format change (matrix 4-6).
 COMPATIBLE = RiskParts(migration_complexity=1, breaking_changes=3, data_risk=1)
 CONTRACT_CHANGE = RiskParts(migration_complexity=1, breaking_changes=5, data_risk=1)
-Edit = tuple[tuple[int, int, int, int], type[cst.CSTNode], Callable[[cst.CSTNode], cst.CSTNode]]
+Edit = cm.Edit
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def _wrap(text: str, node: ast.expr, template: str, slot: str, parenthesise: boo
         inner = f"({code})" if parenthesise and not isinstance(node, ast.Name | ast.Call | ast.Attribute) else code
         return cst.parse_expression(template.format(**{slot: inner}))
 
-    kind: type[cst.CSTNode] = cst.Name if isinstance(node, ast.Name) else cst.BaseExpression
+    kind: cm.NodeKind = cst.Name if isinstance(node, ast.Name) else (cst.BaseExpression,)
     return cm.span(text, node), kind, change
 
 

@@ -17,10 +17,19 @@ def _char_column(lines: list[str], line: int, byte_col: int) -> int:
     return len(text.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
 
 
-def span(text: str, node: ast.AST) -> tuple[int, int, int, int]:
+# Which nodes an edit replaces: a node class, or a tuple of them as `isinstance` takes one (the tuple lets a
+# caller name an abstract class such as `cst.BaseExpression`, which mypy refuses where `type[...]` is expected)
+NodeKind = type[cst.CSTNode] | tuple[type[cst.CSTNode], ...]
+Edit = tuple[tuple[int, int, int, int], NodeKind, Callable[[cst.CSTNode], cst.CSTNode]]
+
+
+def span(text: str, node: ast.expr | ast.stmt) -> tuple[int, int, int, int]:
+    """The node's (line, column, end line, end column) in libcst's terms, to find it again in a libcst tree."""
     lines = text.splitlines()
-    return (node.lineno, _char_column(lines, node.lineno, node.col_offset),  # type: ignore[attr-defined]
-            node.end_lineno, _char_column(lines, node.end_lineno, node.end_col_offset))  # type: ignore[attr-defined]
+    end_line = node.end_lineno if node.end_lineno is not None else node.lineno
+    end_col = node.end_col_offset if node.end_col_offset is not None else node.col_offset
+    return (node.lineno, _char_column(lines, node.lineno, node.col_offset),
+            end_line, _char_column(lines, end_line, end_col))
 
 
 class _Replace(cst.CSTTransformer):
@@ -32,8 +41,7 @@ class _Replace(cst.CSTTransformer):
         return change(updated) if change else updated
 
 
-def replace_nodes(text: str, edits: Sequence[tuple[tuple[int, int, int, int], type[cst.CSTNode],
-                                                   Callable[[cst.CSTNode], cst.CSTNode]]]) -> str | None:
+def replace_nodes(text: str, edits: Sequence[Edit]) -> str | None:
     """Apply `change` to the node of each type found at each exact span; None when a span is not found."""
     wrapper = MetadataWrapper(cst.parse_module(text))
     positions = wrapper.resolve(PositionProvider)
@@ -121,13 +129,13 @@ def ensure_import(text: str, module: str, names: Sequence[str]) -> str:
     index, blank_after = _import_slot(body, module)
     if blank_after and index < len(body):
         following = body[index]
-        if not following.leading_lines:  # type: ignore[attr-defined]
+        if not following.leading_lines:
             body[index] = following.with_changes(leading_lines=[cst.EmptyLine()])
     body.insert(index, line)
     return tree.with_changes(body=body).code
 
 
-def _import_slot(body: list[cst.BaseStatement], module: str) -> tuple[int, bool]:
+def _import_slot(body: Sequence[cst.BaseStatement], module: str) -> tuple[int, bool]:
     """Where a new absolute import goes: sorted into its group (standard library or third party); the
     standard library group comes first and third-party code after it, as isort lays them out."""
     found: list[tuple[int, str, bool]] = []

@@ -29,7 +29,7 @@ def add_eager_loading(file: SourceFile, origin: q.Origin, paths: dict[str, str],
             (select if forward else prefetch).append('"' + path.replace(".", "__") + '"')
         edits: list[tuple[str, list[str]]] = [(m, a) for m, a in (("select_related", select),
                                                                   ("prefetch_related", prefetch)) if a]
-        return cm.replace_nodes(file.text, [(where, cst.BaseExpression, lambda n: _chain_all(n, edits))])
+        return cm.replace_nodes(file.text, [(where, (cst.BaseExpression,), lambda n: _chain_all(n, edits))])
     options: list[str] = []
     loaders: set[str] = set()
     in_scope = _top_level_names(file)
@@ -56,7 +56,7 @@ def add_eager_loading(file: SourceFile, origin: q.Origin, paths: dict[str, str],
             loaders.add(loader)
             model = rel.target
         options.append(option)
-    text = cm.replace_nodes(file.text, [(where, cst.BaseExpression, lambda n: cm.chain_call(n, "options", options))])
+    text = cm.replace_nodes(file.text, [(where, (cst.BaseExpression,), lambda n: cm.chain_call(n, "options", options))])
     if text is None:
         return None
     for module, name in imports_needed:  # the related model, imported the way the query's model is
@@ -79,7 +79,8 @@ def _chain_all(node: cst.CSTNode, edits: list[tuple[str, list[str]]]) -> cst.CST
 
 
 def _kinds(model: str, path: str, rels: dict[tuple[str, str], Relationship]) -> list[str] | None:
-    kinds = []
+    """The relationship kinds along a dotted path from `model`, or None when a step is not a relationship."""
+    kinds: list[str] = []
     for part in path.split("."):
         rel = rels.get((model, part))
         if rel is None:

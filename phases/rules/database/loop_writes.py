@@ -38,8 +38,8 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, TypeGuard
 
 import libcst as cst
 from tuber.agent.models import RiskParts
@@ -112,7 +112,7 @@ def _own_nodes(loop: ast.For | ast.AsyncFor) -> Iterator[ast.AST]:
             stack.extend(ast.iter_child_nodes(node))
 
 
-def _is_commit(node: ast.AST) -> bool:
+def _is_commit(node: ast.AST) -> TypeGuard[ast.Call]:
     return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and not node.args
             and node.func.attr in ("commit", "flush")
             and bool(SESSIONISH.search(dotted_name(node.func.value).rsplit(".", 1)[-1] or "-")))
@@ -156,7 +156,8 @@ def _plan(loop: ast.For | ast.AsyncFor, commits: list[ast.Call], writes: list[as
     if commits and not writes and len(commits) == 1 and isinstance(last, ast.Expr) and last.value is commits[0]:
         return "move_commit"
     if (not commits and len(writes) == 1 and len(loop.body) == 1 and isinstance(last, ast.Expr)
-            and last.value is writes[0] and writes[0].func.attr == "execute"  # type: ignore[union-attr]
+            and last.value is writes[0] and isinstance(writes[0].func, ast.Attribute)
+            and writes[0].func.attr == "execute"
             and len(writes[0].args) == 2 and not writes[0].keywords
             and isinstance(writes[0].args[0], ast.Constant | ast.Name | ast.JoinedStr | ast.BinOp)
             and not isinstance(loop, ast.AsyncFor)):
@@ -187,7 +188,9 @@ def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
     )
 
 
-def _replace_statement(text: str, where: tuple[int, int, int, int], change) -> str | None:  # type: ignore[no-untyped-def]
+def _replace_statement(text: str, where: tuple[int, int, int, int],
+                       change: Callable[[cst.For], list[cst.BaseStatement]]) -> str | None:
+    """`text` with the `for` statement starting at `where` replaced by what `change` makes of it."""
     from libcst.metadata import MetadataWrapper, PositionProvider
 
     wrapper = MetadataWrapper(cst.parse_module(text))
@@ -198,39 +201,52 @@ def _replace_statement(text: str, where: tuple[int, int, int, int], change) -> s
         return None
     target = loops[0]
 
+    def swapped(originals: Sequence[cst.BaseStatement], updated: Sequence[cst.BaseStatement],
+                ) -> list[cst.BaseStatement] | None:
+        """The block's statements with the loop changed, or None when the loop is not in this block."""
+        if target not in originals:
+            return None
+        index = list(originals).index(target)
+        loop = updated[index]
+        if not isinstance(loop, cst.For):
+            return None
+        body = list(updated)
+        body[index:index + 1] = change(loop)
+        return body
+
     class Swap(cst.CSTTransformer):
         def leave_IndentedBlock(self, original: cst.IndentedBlock, updated: cst.IndentedBlock) -> cst.IndentedBlock:
-            return self._swap(original, updated)  # type: ignore[return-value]
+            body = swapped(original.body, updated.body)
+            return updated if body is None else updated.with_changes(body=body)
 
         def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
-            return self._swap(original, updated)  # type: ignore[return-value]
-
-        def _swap(self, original: cst.CSTNode, updated: cst.CSTNode) -> cst.CSTNode:
-            body = list(updated.body)  # type: ignore[attr-defined]
-            originals = list(original.body)  # type: ignore[attr-defined]
-            if target not in originals:
-                return updated
-            index = originals.index(target)
-            body[index:index + 1] = change(body[index])
-            return updated.with_changes(body=body)
+            body = swapped(original.body, updated.body)
+            return updated if body is None else updated.with_changes(body=body)
 
     return wrapper.module.visit(Swap()).code
 
 
 def _move_commit(loop: cst.For) -> list[cst.BaseStatement]:
-    body = list(loop.body.body)  # type: ignore[union-attr]
+    """The loop without its trailing commit, then the commit (a one-line loop body is left alone)."""
+    if not isinstance(loop.body, cst.IndentedBlock):
+        return [loop]
+    body = list(loop.body.body)
     commit = body.pop()
     return [loop.with_changes(body=loop.body.with_changes(body=body)), commit.with_changes(leading_lines=[])]
 
 
 def _executemany(loop: cst.For) -> list[cst.BaseStatement]:
-    stmt = loop.body.body[0]  # type: ignore[union-attr]
-    call = stmt.body[0].value  # type: ignore[union-attr]
+    """One `executemany` over the rows the loop's single `execute(sql, params)` ran one by one."""
+    stmt = loop.body.body[0] if isinstance(loop.body, cst.IndentedBlock) else None
+    expr = stmt.body[0] if isinstance(stmt, cst.SimpleStatementLine) else None
+    call = expr.value if isinstance(expr, cst.Expr) else None
+    if stmt is None or expr is None or not isinstance(call, cst.Call) or not isinstance(call.func, cst.Attribute):
+        return [loop]  # _plan only picks loops whose whole body is that one call: nothing else to rewrite
     sql, params = call.args[0], call.args[1]
     rows = cst.ListComp(elt=params.value, for_in=cst.CompFor(target=loop.target, iter=loop.iter))
     new_call = call.with_changes(func=call.func.with_changes(attr=cst.Name("executemany")),
                                  args=[sql, params.with_changes(value=rows)])
-    line = stmt.with_changes(body=[stmt.body[0].with_changes(value=new_call)], leading_lines=loop.leading_lines)
+    line = stmt.with_changes(body=[expr.with_changes(value=new_call)], leading_lines=loop.leading_lines)
     return [line]
 
 

@@ -260,11 +260,12 @@ class _DropDispose(cst.CSTTransformer):
             return cst.RemoveFromParent()
         return updated
 
-    def leave_Try(self, original: cst.Try, updated: cst.Try) -> cst.BaseStatement | cst.FlattenSentinel:
+    def leave_Try(self, original: cst.Try, updated: cst.Try,
+                  ) -> cst.BaseStatement | cst.FlattenSentinel[cst.BaseStatement]:
         final = updated.finalbody
-        if final is not None and not final.body.body:  # type: ignore[attr-defined]
+        if final is not None and not final.body.body:
             if not updated.handlers:
-                return cst.FlattenSentinel(updated.body.body)  # type: ignore[arg-type]
+                return cst.FlattenSentinel(updated.body.body)
             return updated.with_changes(finalbody=None)
         return updated
 

@@ -129,8 +129,9 @@ def _star_table(query: Query, repo: RepoMap) -> str | None:
 
 def used_columns(file: SourceFile, query: Query) -> set[str] | None:
     """The columns read from the query's rows, or None when the rows escape (so all may be needed)."""
+    line = query.node.lineno if isinstance(query.node, ast.expr | ast.stmt) else 0
     function = next((n for n in ast.walk(file.tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
-                     and n.lineno <= query.node.lineno <= (n.end_lineno or 0)
+                     and n.lineno <= line <= (n.end_lineno or 0)
                      and n.name == query.function), None)
     if function is None:
         return None
@@ -138,10 +139,12 @@ def used_columns(file: SourceFile, query: Query) -> set[str] | None:
     rows: set[str] = set()  # names holding the result set or cursor
     row_names: set[str] = set()
     node: ast.AST = query.node
-    while isinstance(parents.get(node), ast.Attribute | ast.Call) and (
-            isinstance(parents[node], ast.Attribute) or parents[node].func is node  # type: ignore[union-attr]
-            or _executes(parents[node], node)):
-        node = parents[node]
+    while True:  # climb through attribute reads, calls of the node and executions of the statement
+        parent = parents.get(node)
+        if not (isinstance(parent, ast.Attribute)
+                or isinstance(parent, ast.Call) and (parent.func is node or _executes(parent, node))):
+            break
+        node = parent
     holder = parents.get(node)
     single = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in {
         "fetchone", "first", "one", "one_or_none"}
