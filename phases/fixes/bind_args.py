@@ -3,7 +3,7 @@
 `bind_params` rewrites the SQL text and numbers the placeholders; this module passes the values: merged
 into the parameters the call already has (at each placeholder's position), as a new argument, as a
 `{"name": value}` mapping on the `execute` that runs a `text()` clause, or as `.bindparams(name=value)`.
-It also holds what both halves share: the `Unfixable` signal, node-to-code, and edits by node identity.
+It also holds the `Unfixable` signal both halves raise.
 """
 
 from __future__ import annotations
@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import libcst as cst
+from tuber.phases.fixes.cst_edits import Edits, code_of
 
-# A node's replacement: a new node, or a function of the (already updated) node.
-Edit = cst.CSTNode | Callable[[cst.CSTNode], cst.CSTNode]
-Edits = dict[cst.CSTNode, Edit]
 # (value's code, bind name in named style, index among the statement's placeholders)
 Param = tuple[str, str, int]
 # A statement with a kept field of unknown text (a placeholder list) counts this many placeholders, so
@@ -24,26 +22,6 @@ DYNAMIC = 10_000
 
 class Unfixable(Exception):
     """The expression is outside what this rewrite handles safely."""
-
-
-def code_of(node: cst.CSTNode) -> str:
-    """The source text of a libcst node."""
-    return cst.Module(body=[]).code_for_node(node)
-
-
-class Replace(cst.CSTTransformer):
-    """Apply edits by node identity."""
-
-    def __init__(self, edits: Edits) -> None:
-        self.edits = edits
-
-    def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode) -> cst.CSTNode:  # type: ignore[override]  # libcst types the return as a union with removal sentinels we never use
-        edit = self.edits.get(original)
-        if edit is None:
-            return updated
-        if callable(edit):
-            return edit(updated)
-        return edit
 
 
 def attach(call: cst.Call, runner: cst.Call | None, params: list[Param], edits: Edits, *,

@@ -23,7 +23,8 @@ from typing import Literal
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
-from tuber.phases.fixes.bind_args import DYNAMIC, Edits, Param, Replace, Unfixable, attach, code_of
+from tuber.phases.fixes.bind_args import DYNAMIC, Param, Unfixable, attach
+from tuber.phases.fixes.cst_edits import Edits, Replace, code_of
 
 Style = Literal["qmark", "format", "named"]
 Mode = Literal["f", "percent", "format", "concat"]

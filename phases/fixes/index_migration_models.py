@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import libcst as cst
+from tuber.phases.fixes.cst_edits import code_of, is_docstring
 from tuber.phases.fixes.migration_edit import add_keyword
 from tuber.phases.rules.database._codemod import ensure_import
 
@@ -137,22 +138,17 @@ def _table_args(cls: cst.ClassDef, call: str) -> cst.ClassDef | None:
         if isinstance(value, cst.Tuple):
             small = small.with_changes(value=_append(value, call))
         elif isinstance(value, cst.Dict):
-            code = cst.Module([]).code_for_node(value)
+            code = code_of(value)
             small = small.with_changes(value=cst.parse_expression(f"({call}, {code})"))
         else:
             return None
         body[position] = statement.with_changes(body=[small])
         return cls.with_changes(body=cls.body.with_changes(body=body))
     after = next((i + 1 for i, s in enumerate(body) if _target(s)[0] == "__tablename__"), 0)
-    if after == 0 and body and _is_docstring(body[0]):
+    if after == 0 and body and is_docstring(body[0]):
         after = 1
     body.insert(after, cst.parse_statement(f"__table_args__ = ({call},)\n"))
     return cls.with_changes(body=cls.body.with_changes(body=body))
-
-
-def _is_docstring(statement: cst.BaseStatement) -> bool:
-    return isinstance(statement, cst.SimpleStatementLine) and isinstance(statement.body[0], cst.Expr) and \
-        isinstance(statement.body[0].value, cst.SimpleString | cst.ConcatenatedString)
 
 
 def _django_meta(cls: cst.ClassDef, index: str) -> cst.ClassDef | None:

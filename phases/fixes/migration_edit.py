@@ -13,6 +13,7 @@ from typing import Any
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 from sqlglot import exp
+from tuber.phases.fixes.cst_edits import code_of, is_docstring
 
 AUTOCOMMIT = "op.get_context().autocommit_block()"
 
@@ -82,7 +83,7 @@ def _rewrite_block(body: Sequence[cst.BaseStatement],
             run = []
         if statement is None:
             break
-        if isinstance(statement, cst.With) and "autocommit_block" in cst.Module([]).code_for_node(statement.items[0]):
+        if isinstance(statement, cst.With) and "autocommit_block" in code_of(statement.items[0]):
             inner = [_replace_call(s, add_keyword(c, "postgresql_concurrently", "True")) if (c := pick(s)) else s
                      for s in statement.body.body]
             statement = statement.with_changes(body=statement.body.with_changes(body=inner))
@@ -167,7 +168,7 @@ class _DjangoConcurrent(cst.CSTTransformer):
             return updated
         body: list[Any] = list(updated.body.body)
         for i, statement in enumerate(body):
-            code = cst.Module([]).code_for_node(statement).strip()
+            code = code_of(statement).strip()
             if code.startswith("atomic ="):
                 body[i] = cst.parse_statement("atomic = False\n").with_changes(leading_lines=statement.leading_lines)
                 return updated.with_changes(body=updated.body.with_changes(body=body))
@@ -211,18 +212,13 @@ def fill_downgrade(text: str, code: str) -> str | None:
         function = function.with_changes(body=function.body.with_changes(body=new_statements),
                                          leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
         return module.with_changes(body=[*module.body, function]).code
-    kept = [s for s in downgrade.body.body[:1] if _is_docstring(s)]
+    kept = [s for s in downgrade.body.body[:1] if is_docstring(s)]
     body = []
     for statement in module.body:
         if statement is downgrade:
             statement = downgrade.with_changes(body=downgrade.body.with_changes(body=[*kept, *new_statements]))
         body.append(statement)
     return module.with_changes(body=body).code
-
-
-def _is_docstring(statement: Any) -> bool:
-    return (isinstance(statement, cst.SimpleStatementLine) and isinstance(statement.body[0], cst.Expr)
-            and isinstance(statement.body[0].value, cst.SimpleString | cst.ConcatenatedString))
 
 
 # ---- Django: RunSQL(reverse_sql=...) ----

@@ -248,6 +248,7 @@ def _apply_mixin(repo: RepoMap, file: SourceFile, endpoint: Endpoint, use: Guard
     """Put the siblings' access mixin first among the view class's bases, with the settings the sibling gives
     it (`raise_exception = True`), and import it when the module does not yet."""
     import libcst as cst
+    from tuber.phases.fixes.cst_edits import is_docstring
 
     target = _class_of(file, endpoint.line)
     source = repo.file(use.sibling.path)
@@ -261,21 +262,23 @@ def _apply_mixin(repo: RepoMap, file: SourceFile, endpoint: Endpoint, use: Guard
     import_line = "" if _binds(file, root) else _import_for(repo, file, use.sibling.path, root)
     if import_line is None:
         return None
+    class_name = target.name
 
     class AddBase(cst.CSTTransformer):
         done = False
 
         def leave_ClassDef(self, original: cst.ClassDef, updated: cst.ClassDef) -> cst.ClassDef:
-            if self.done or original.name.value != target.name:
+            if self.done or original.name.value != class_name:
                 return updated
             self.done = True
             base = cst.Arg(cst.parse_expression(use.text), comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
             body = list(updated.body.body)
-            at = 1 if body and _is_docstring_cst(body[0]) else 0
+            at = 1 if body and is_docstring(body[0]) else 0
             body[at:at] = [cst.parse_statement(line + "\n") for line in settings]
-            if settings and at < len(body) - len(settings):
-                body[at + len(settings)] = body[at + len(settings)].with_changes(
-                    leading_lines=[cst.EmptyLine(indent=False), *body[at + len(settings)].leading_lines])
+            following = body[at + len(settings)] if settings and at < len(body) - len(settings) else None
+            if isinstance(following, cst.SimpleStatementLine | cst.BaseCompoundStatement):
+                body[at + len(settings)] = following.with_changes(
+                    leading_lines=[cst.EmptyLine(indent=False), *following.leading_lines])
             return updated.with_changes(bases=[base, *updated.bases], lpar=cst.LeftParen(), rpar=cst.RightParen(),
                                         body=updated.body.with_changes(body=body))
 
@@ -284,13 +287,6 @@ def _apply_mixin(repo: RepoMap, file: SourceFile, endpoint: Endpoint, use: Guard
     if not transformer.done:
         return None
     return {endpoint.path: _add_import(text, import_line) if import_line else text}
-
-
-def _is_docstring_cst(statement: object) -> bool:
-    import libcst as cst
-
-    return isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1 and isinstance(
-        statement.body[0], cst.Expr) and isinstance(statement.body[0].value, cst.SimpleString | cst.ConcatenatedString)
 
 
 def _is_route(decorator: ast.expr) -> bool:

@@ -15,6 +15,7 @@ import re
 
 import libcst as cst
 from tuber.phases.datamap.repo import RepoMap
+from tuber.phases.fixes.cst_edits import is_docstring
 from tuber.phases.rules.base import SourceFile, dotted_name
 from tuber.phases.rules.security._guards import _add_import, _binds
 
@@ -94,7 +95,7 @@ class _Hasher(cst.CSTTransformer):
             return updated
         self.done = True
         param = updated.params.params[0].name.value
-        body = [s for s in updated.body.body[:1] if _is_docstring(s)]
+        body = [s for s in updated.body.body[:1] if is_docstring(s)]
         body.append(cst.parse_statement(f"return _pbkdf2_password_hash({param})"))
         new = updated.with_changes(body=updated.body.with_changes(body=body))
         spacing = original.leading_lines or [cst.EmptyLine(), cst.EmptyLine()]
@@ -118,11 +119,6 @@ def _add_stdlib_import(text: str, module: str) -> str:
     lines = text.splitlines(keepends=True)
     at = plain[-1].end_lineno or plain[-1].lineno
     return "".join([*lines[:at], f"import {module}\n", *lines[at:]])
-
-
-def _is_docstring(statement: cst.BaseStatement) -> bool:
-    return isinstance(statement, cst.SimpleStatementLine) and isinstance(statement.body[0], cst.Expr) and \
-        isinstance(statement.body[0].value, cst.SimpleString | cst.ConcatenatedString)
 
 
 class _Comparisons(cst.CSTTransformer):
@@ -176,8 +172,11 @@ def _wrappers(text: str) -> dict[str, tuple[int, int]]:
             call = node.body[-1].value
             params = [a.arg for a in node.args.args if a.arg not in ("self", "cls")]
             if isinstance(call, ast.Call) and dotted_name(call.func).endswith("password_matches") and \
-                    all(isinstance(a, ast.Name) and a.id in params for a in call.args) and len(call.args) == 2:
-                found[node.name] = (params.index(call.args[0].id), params.index(call.args[1].id))  # type: ignore[union-attr]
+                    len(call.args) == 2:
+                password, stored = call.args
+                if isinstance(password, ast.Name) and isinstance(stored, ast.Name) and password.id in params \
+                        and stored.id in params:
+                    found[node.name] = (params.index(password.id), params.index(stored.id))
     return found
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from tuber.phases.datamap.repo import RepoMap
@@ -79,11 +80,9 @@ def receiver_model(file: SourceFile, function: ast.AST, call: ast.Call, models: 
         return None
     origin = ""
     if isinstance(receiver, ast.Name):
-        for node in ast.walk(function):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
-                node, ast.For | ast.comprehension | ast.AnnAssign) else []
-            if any(isinstance(t, ast.Name) and t.id == receiver.id for t in targets):
-                origin += ast.unparse(node.value if not isinstance(node, ast.For | ast.comprehension) else node.iter)
+        for targets, value in _bindings(function):
+            if value is not None and any(isinstance(t, ast.Name) and t.id == receiver.id for t in targets):
+                origin += ast.unparse(value)
     else:
         origin = ast.unparse(receiver)  # current_user().to_dict(), g.user.to_dict()
     origin = expand(function, origin)
@@ -95,6 +94,18 @@ def receiver_model(file: SourceFile, function: ast.AST, call: ast.Call, models: 
     return None
 
 
+def _bindings(function: ast.AST) -> Iterator[tuple[list[ast.expr], ast.expr | None]]:
+    """(targets, value) of every assignment, annotated assignment, `for` and comprehension in `function`;
+    a loop's value is its iterable."""
+    for node in ast.walk(function):
+        if isinstance(node, ast.Assign):
+            yield node.targets, node.value
+        elif isinstance(node, ast.AnnAssign):
+            yield [node.target], node.value
+        elif isinstance(node, ast.For | ast.comprehension):
+            yield [node.target], node.iter
+
+
 def expand(function: ast.AST, text: str, depth: int = 3) -> str:
     """`text` plus the source of the local assignments (and loop iterables) of the names it uses, a few levels
     deep: `vet` -> `for vet in vets` -> `vets = db.scalars(select(Vet))`."""
@@ -104,13 +115,9 @@ def expand(function: ast.AST, text: str, depth: int = 3) -> str:
         if not names:
             break
         seen |= names
-        for node in ast.walk(function):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
-                node, ast.For | ast.comprehension | ast.AnnAssign) else []
-            if any(isinstance(t, ast.Name) and t.id in names for t in targets):
-                value = node.iter if isinstance(node, ast.For | ast.comprehension) else node.value
-                if value is not None:
-                    text += " " + ast.unparse(value)
+        for targets, value in _bindings(function):
+            if value is not None and any(isinstance(t, ast.Name) and t.id in names for t in targets):
+                text += " " + ast.unparse(value)
     return text
 
 

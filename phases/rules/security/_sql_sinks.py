@@ -110,7 +110,8 @@ def placeholder_style(file: SourceFile, repo: RepoMap, call: ast.Call, kind: str
         return "format"
     if repo.orm == "sqlalchemy":
         return None
-    return {"sqlite": "qmark", "postgresql": "format", "mysql": "format"}.get(repo.database)
+    styles: dict[str, Style] = {"sqlite": "qmark", "postgresql": "format", "mysql": "format"}
+    return styles.get(repo.database)
 
 
 def runner_of(call: ast.Call, parents: tuple[ast.AST, ...]) -> ast.Call | None:
@@ -168,9 +169,10 @@ def file_wrappers(file: SourceFile) -> dict[Place, Wrapper]:
         params = param_names(func)
         for node in ast.walk(func):
             kind = sink_kind(node, names) if isinstance(node, ast.Call) else None
-            if kind is None or (kind in RUNNERS and node.args and sink_kind_of(node.args[0], names) is not None):
+            if kind is None or not isinstance(node, ast.Call) or (
+                    kind in RUNNERS and node.args and sink_kind_of(node.args[0], names) is not None):
                 continue
-            for sql in sql_args(node, kind):  # type: ignore[arg-type]
+            for sql in sql_args(node, kind):
                 if isinstance(sql, ast.Name) and sql.id in params and not assigned(func, sql.id):
                     found[(file.path, func.name)] = Wrapper(params.index(sql.id), sql.id, kind)
     return found
