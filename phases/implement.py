@@ -77,7 +77,9 @@ def implement(plan: Plan, diagnosis: Diagnosis, worktree: Worktree, base_commit:
             (worktree.path / path).unlink(missing_ok=True)
         files = dict(fix.files)
         if proving is not None:
-            guard = _guard(task, fix, findings, load(worktree.path), worktree, proving, budget - added)
+            # drafted from the code before the fix: the finding's rule hit (its query, its tainted value) is
+            # only found there
+            guard = _guard(task, fix, findings, current, worktree, proving, budget - added)
             if guard is not None:
                 worktree.write(guard)
                 files.update(guard)
@@ -95,13 +97,13 @@ def implement(plan: Plan, diagnosis: Diagnosis, worktree: Worktree, base_commit:
                  lines_deleted=sum(c.deleted for c in changes))
 
 
-def _guard(task: MicroTask, fix: Fix, findings: dict[str, Finding], after: RepoMap, worktree: Worktree,
+def _guard(task: MicroTask, fix: Fix, findings: dict[str, Finding], before: RepoMap, worktree: Worktree,
            proving: nanotests.Proving, room: int) -> dict[str, str] | None:
     """The task's nanotask test as {path: text}, when one is generated, fits `room` lines and proves itself."""
     finding = findings.get(task.fingerprints[0]) if task.fingerprints else None
     if finding is None:
         return None
-    candidates, reason = nanotests.drafts(fix, finding, after)
+    candidates, reason = nanotests.drafts(fix, finding, before)
     for candidate in candidates:
         if candidate.lines > room:
             reason = f"its nanotask test needs {candidate.lines} lines, {room} are left in the budget"

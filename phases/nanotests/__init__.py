@@ -4,7 +4,8 @@
 and the target's own test of the code path. `prove` runs in IMPLEMENT: it measures the guard on the branch,
 then keeps it only if it passes on the branch and fails on the base commit; a guard that passes on the
 base commit guards nothing and is dropped. Categories generated now: n_plus_one (SQLAlchemy projects with
-pytest functions, Django projects with TestCase classes). Every other category says why none is written.
+pytest functions, Django projects with TestCase classes), sql_injection (injection.py), missing_index and
+missing_composite_index (index.py). Every other category says why none is written.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from tuber.agent.adapters.sandbox import Runner
 from tuber.agent.models import Finding
 from tuber.phases.datamap import calls
 from tuber.phases.datamap.repo import RepoMap
-from tuber.phases.nanotests import querycount
+from tuber.phases.nanotests import index, injection, querycount
 from tuber.phases.nanotests.scenario import scenarios
 from tuber.phases.rules.base import Fix
 
 MAX_LINES = 30
-GENERATED = ("n_plus_one",)
+GENERATED = ("n_plus_one", "sql_injection", "missing_index", "missing_composite_index")
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ def drafts(fix: Fix, finding: Finding, repo: RepoMap) -> tuple[list[Draft], str]
     """Every candidate guard, best first (IMPLEMENT keeps the first that proves), or [] and why."""
     if finding.category not in GENERATED:
         return [], f"no nanotask test: not generated reliably for {finding.category} yet"
+    if finding.category != "n_plus_one":
+        return _other(finding, repo)
     stack = repo.orm or ""
     if stack not in ("sqlalchemy", "django"):
         return [], "no nanotask test: query counting is generated for SQLAlchemy and Django projects only"
@@ -86,14 +89,29 @@ def drafts(fix: Fix, finding: Finding, repo: RepoMap) -> tuple[list[Draft], str]
     return found, ""
 
 
+def _other(finding: Finding, repo: RepoMap) -> tuple[list[Draft], str]:
+    """The guards written from the finding's own code path (injection payloads, index plans)."""
+    generate = injection.guards if finding.category == "sql_injection" else index.guards
+    candidates, reason = generate(finding, repo)
+    found: list[Draft] = []
+    for name, text, summary in candidates:
+        path = injection.home_path(repo, name)
+        if len(text.splitlines()) < MAX_LINES and not (repo.root / path).exists():
+            found.append(Draft(path=path, template=text, summary=f"nanotask test {path}: {summary}"))
+    if not found:
+        return [], reason or f"no nanotask test: the {finding.category} guard would not fit {MAX_LINES} lines"
+    return found, ""
+
+
 def prove(guard: Draft, branch_dir: Path, proving: Proving) -> tuple[str | None, str]:
     """The guard's final text when it passes on the branch and fails on the base commit; else None and why."""
-    output = _run(guard.render(-1), guard.path, branch_dir, proving)[1]
-    count = querycount.measured(output)
-    if count is None:
-        return None, "the guard could not measure the code path on the branch"
-    text = guard.render(count)
-    passed, output = _run(text, guard.path, branch_dir, proving)
+    text = guard.template
+    if querycount.LIMIT in guard.template:
+        count = querycount.measured(_run(guard.render(-1), guard.path, branch_dir, proving)[1])
+        if count is None:
+            return None, "the guard could not measure the code path on the branch"
+        text = guard.render(count)
+    passed, _ = _run(text, guard.path, branch_dir, proving)
     if not passed:
         return None, "the guard does not pass on the branch"
     with proving.checkout(proving.base_commit) as base:
