@@ -233,9 +233,10 @@ def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
 
 def _catalogue(repo: RepoMap) -> tuple[list[_Field], set[str]]:
     """Every annotated field of every Pydantic/SQLModel class, and the names of the request models."""
-    cached = repo.__dict__.get("_tuber_input_fields")
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
+    return repo.derived("input_validation.fields", lambda: _build_catalogue(repo))
+
+
+def _build_catalogue(repo: RepoMap) -> tuple[list[_Field], set[str]]:
     fields: list[_Field] = []
     nested: dict[str, set[str]] = {}
     for file in repo.python_files():
@@ -268,7 +269,6 @@ def _catalogue(repo: RepoMap) -> tuple[list[_Field], set[str]]:
             continue
         inputs.add(name)
         stack.extend(n for n in nested.get(name, ()) if n in nested)
-    repo.__dict__["_tuber_input_fields"] = (fields, inputs)
     return fields, inputs
 
 

@@ -36,6 +36,7 @@ class _Replace(cst.CSTTransformer):
     def __init__(self, targets: dict[cst.CSTNode, Callable[[cst.CSTNode], cst.CSTNode]]) -> None:
         self.targets = targets
 
+    # libcst types on_leave as returning the node's own type; a replacement may be another kind of node
     def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode) -> cst.CSTNode:  # type: ignore[override]
         change = self.targets.get(original)
         return change(updated) if change else updated
@@ -95,10 +96,12 @@ def _find_in_chain(node: cst.BaseExpression, method: str) -> cst.Call | None:
 
 def _replace_in_chain(node: cst.BaseExpression, old: cst.Call, new: cst.Call) -> cst.BaseExpression:
     class Swap(cst.CSTTransformer):
+        # a Call swapped for a Call: the ignore is only libcst's generic signature, as in _Replace
         def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode) -> cst.CSTNode:  # type: ignore[override]
             return new if original is old else updated
 
-    return node.visit(Swap())  # type: ignore[return-value]
+    swapped = node.visit(Swap())
+    return swapped if isinstance(swapped, cst.BaseExpression) else node  # an expression stays an expression
 
 
 def ensure_import(text: str, module: str, names: Sequence[str]) -> str:

@@ -173,9 +173,10 @@ def _choice_values(node: ast.expr, file: SourceFile) -> set[str]:
 
 def _constants(repo: RepoMap) -> dict[str, set[str]]:
     """Module-level constants that are a small collection of short string literals (cached per repo)."""
-    cached = repo.__dict__.get("_tuber_string_constants")
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
+    return repo.derived("inefficient_type.string_constants", lambda: _find_constants(repo))
+
+
+def _find_constants(repo: RepoMap) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for source in repo.python_files():
         for node in source.tree.body:
@@ -188,7 +189,6 @@ def _constants(repo: RepoMap) -> dict[str, set[str]]:
                 values = [string(e) for e in value.elts]
                 if all(values) and all(len(v) <= MAX_VALUE_LENGTH and " " not in v for v in values):
                     found[node.targets[0].id] = set(values)
-    repo.__dict__["_tuber_string_constants"] = found
     return found
 
 

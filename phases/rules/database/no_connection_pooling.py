@@ -42,7 +42,7 @@ Scores: `scored("no_connection_pooling", hot=...)`.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import libcst as cst
@@ -265,7 +265,11 @@ class _DropDispose(cst.CSTTransformer):
         final = updated.finalbody
         if final is not None and not final.body.body:
             if not updated.handlers:
-                return cst.FlattenSentinel(updated.body.body)
+                body = updated.body  # a one-line `try: x()` body becomes a statement line of its own
+                statements: Sequence[cst.BaseStatement] = (
+                    [cst.SimpleStatementLine(body=body.body)] if isinstance(body, cst.SimpleStatementSuite)
+                    else cst.ensure_type(body, cst.IndentedBlock).body)
+                return cst.FlattenSentinel(statements)
             return updated.with_changes(finalbody=None)
         return updated
 

@@ -181,12 +181,17 @@ def used_columns(file: SourceFile, query: Query) -> set[str] | None:
                 if isinstance(parent, ast.Subscript) and isinstance(parent.slice, ast.Constant) and \
                         isinstance(parent.slice.value, str):
                     used.add(parent.slice.value)
-                elif isinstance(parent, ast.Attribute) and not (isinstance(parents.get(parent), ast.Call)
-                                                                and parents[parent].func is parent):  # type: ignore[attr-defined]
+                elif isinstance(parent, ast.Attribute) and not _called(parent, parents):
                     used.add(parent.attr)
                 elif not _is_test(parent):
                     return None
     return used
+
+
+def _called(node: ast.Attribute, parents: dict[ast.AST, ast.AST]) -> bool:
+    """`row.method(...)`: the attribute is called, not read as a column."""
+    parent = parents.get(node)
+    return isinstance(parent, ast.Call) and parent.func is node
 
 
 def _executes(parent: ast.AST, node: ast.AST) -> bool:
