@@ -15,7 +15,8 @@ A data-loss finding is CRITICAL (reliability 10) but ranks low on impact: no saf
 index build ranks high: the fix (build it CONCURRENTLY) is mechanical and reversible.
 
 Dialects: lock, fails and rewrite apply to PostgreSQL (and type changes / renames to MySQL, whose
-ALTER copies the table); on SQLite, or an unknown database with no PostgreSQL hint, only data loss is reported.
+ALTER copies the table); on SQLite, or an unknown database with no PostgreSQL hint, only data loss and renames
+(the running code still uses the old name, whatever the database) are reported.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def judge(op: Op, migration: Migration, dialect: str, history: list[Op]) -> Issu
         return Issue("data_loss", f"drops column {what} and its data; code still selecting it fails until redeployed "
                                   "(expand/contract: stop reading it first, drop in a later release)", op)
     pg, mysql = dialect == "postgresql", dialect == "mysql"
-    if op.kind in {"rename_column", "rename_table"} and (pg or mysql):
+    if op.kind in {"rename_column", "rename_table"}:  # the old name breaks on every database, SQLite too
         return Issue("breaking", f"renames {what} to {op.detail}: the running application still uses the old name "
                                  "(expand/contract: add the new name, dual-write, backfill, switch reads, drop)", op)
     if op.kind == "alter_type" and (pg or mysql) and not op.safe_change:
