@@ -38,6 +38,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tuber.phases.rules.api import _paginate
@@ -58,30 +59,47 @@ GROUPED_SQL = re.compile(r"\bGROUP\s+BY\b", re.IGNORECASE)
 
 
 def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
+    """One hit per list endpoint's query that returns every row (one per line of each endpoint)."""
+    reported: set[tuple[int, int]] = set()
+    for found in _unbounded_queries(file, repo):
+        endpoint, function, origin = found.endpoint, found.function, found.origin
+        if (function.lineno, found.line) in reported:
+            continue
+        reported.add((function.lineno, found.line))
+        yield Hit(
+            line=found.line, end_line=found.line, symbol=function.name,
+            message=(f"{' '.join(endpoint.methods)} {endpoint.route} returns every "
+                     f"{origin.model or 'matching'} row with no limit or pagination"),
+            scores=scored(CATEGORY), key=f"unbounded:{origin.model}:{file.segment(found.rows)[:60]}",
+            context=f"{' '.join(endpoint.methods)} {endpoint.route}",
+            fixable=_paginate.fixable(endpoint, origin, function, file),
+        )
+
+
+@dataclass(frozen=True)
+class _Unbounded:
+    """A query a list endpoint runs that returns every row."""
+
+    endpoint: Endpoint
+    function: q.Def
+    rows: ast.expr  # the expression holding the rows
+    origin: q.Origin
+    line: int  # where the finding points: the query's builder when it is in this file
+
+
+def _unbounded_queries(file: SourceFile, repo: RepoMap, symbol: str = "") -> Iterator[_Unbounded]:
+    """The unbounded queries of the file's list endpoints (only those of functions named `symbol`, if given)."""
     # by def line too: class-based views have many `get` methods in one file
     list_endpoints = {(e.function, e.line): e for e in repo.endpoints if e.path == file.path and e.is_list}
-    for function in (n for n in ast.walk(file.tree) if isinstance(n, q.Def)):
+    for function in (n for n in ast.walk(file.tree) if isinstance(n, q.Def) and n.name == (symbol or n.name)):
         endpoint = list_endpoints.get((function.name, function.lineno))
         if endpoint is None:
             continue
         scope = q.Scope(repo, file, function)
-        reported: set[int] = set()
         for expr in _row_sources(function):
             origin = q.trace(expr, scope)
-            if origin is None or not _unbounded(origin, repo):
-                continue
-            line = _line(origin, expr, file)
-            if line in reported:
-                continue
-            reported.add(line)
-            yield Hit(
-                line=line, end_line=line, symbol=function.name,
-                message=(f"{' '.join(endpoint.methods)} {endpoint.route} returns every "
-                         f"{origin.model or 'matching'} row with no limit or pagination"),
-                scores=scored(CATEGORY), key=f"unbounded:{origin.model}:{file.segment(expr)[:60]}",
-                context=f"{' '.join(endpoint.methods)} {endpoint.route}",
-                fixable=_paginate.fixable(endpoint, origin, function, file),
-            )
+            if origin is not None and _unbounded(origin, repo):
+                yield _Unbounded(endpoint, function, expr, origin, _line(origin, expr, file))
 
 
 def _row_sources(function: q.Def) -> Iterator[ast.expr]:
@@ -145,17 +163,8 @@ def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
 
 def _locate(hit: Hit, file: SourceFile, repo: RepoMap) -> tuple[Endpoint, q.Def, q.Origin] | None:
     """The endpoint, function and query origin `detect` reported at `hit`."""
-    endpoints = {(e.function, e.line): e for e in repo.endpoints if e.path == file.path and e.is_list}
-    for function in (n for n in ast.walk(file.tree) if isinstance(n, q.Def) and n.name == hit.symbol):
-        endpoint = endpoints.get((function.name, function.lineno))
-        if endpoint is None:
-            continue
-        scope = q.Scope(repo, file, function)
-        for expr in _row_sources(function):
-            origin = q.trace(expr, scope)
-            if origin is not None and _unbounded(origin, repo) and _line(origin, expr, file) == hit.line:
-                return endpoint, function, origin
-    return None
+    found = next((u for u in _unbounded_queries(file, repo, hit.symbol) if u.line == hit.line), None)
+    return (found.endpoint, found.function, found.origin) if found else None
 
 
 DJANGO_MODELS = "from django.db import models\n\nclass Book(models.Model):\n    title = models.CharField(max_length=10)\n"
