@@ -26,6 +26,16 @@ from tuber.phases.rules.base import Fix
 
 MAX_LINES = 30
 GENERATED = ("n_plus_one", "sql_injection", "missing_index", "missing_composite_index")
+# Why the categories a guard would suit are not generated yet: each needs rows or a user the guard cannot
+# create generically from the project's fixtures.
+NOT_YET = {
+    "weak_password_hash": "a legacy-hash login guard needs a user stored through the project's own registration "
+                          "path with a known password; no generic way to find and call it yet",
+    "missing_transaction": "a partial-write guard needs the rows the dependent writes touch and a failure injected "
+                           "between them; not generated generically yet",
+    "loop_writes": "a one-commit guard needs the rows the loop writes and a failure injected mid-loop; not "
+                   "generated generically yet",
+}
 
 
 @dataclass(frozen=True)
@@ -64,7 +74,7 @@ def draft(fix: Fix, finding: Finding, repo: RepoMap) -> tuple[Draft | None, str]
 def drafts(fix: Fix, finding: Finding, repo: RepoMap) -> tuple[list[Draft], str]:
     """Every candidate guard, best first (IMPLEMENT keeps the first that proves), or [] and why."""
     if finding.category not in GENERATED:
-        return [], f"no nanotask test: not generated reliably for {finding.category} yet"
+        return [], f"no nanotask test: {NOT_YET.get(finding.category, 'not generated reliably for ' + finding.category + ' yet')}"
     if finding.category != "n_plus_one":
         return _other(finding, repo)
     stack = repo.orm or ""
