@@ -119,8 +119,8 @@ def _row_sources(function: q.Def) -> Iterator[ast.expr]:
 def _unbounded(origin: q.Origin, repo: RepoMap) -> bool:
     if origin.single or origin.bounded or origin.paginated or origin.builder is None and not origin.sql:
         return False
-    if origin.sql:
-        return not GROUPED_SQL.search(origin.sql) and not q.has_limit(origin.sql)
+    if origin.sql:  # and, as below, not one parent's children
+        return not GROUPED_SQL.search(origin.sql) and not q.has_limit(origin.sql) and not scoped_to_parent(origin, repo)
     if scoped_to_parent(origin, repo):  # the children of one parent row, like `parent.children.all()`
         return False
     builder = ast.unparse(origin.builder) if origin.builder is not None else ""

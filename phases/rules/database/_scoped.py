@@ -9,8 +9,12 @@ equality on a foreign-key column. List rules use this to tell a parent-scoped li
 from __future__ import annotations
 
 import ast
+import re
 from typing import TYPE_CHECKING
 
+import sqlglot
+from sqlglot import exp
+from tuber.phases.datamap.schema_sql import glot_dialect, quiet_sqlglot
 from tuber.phases.rules.base import dotted_name
 from tuber.phases.rules.database import _queries as q
 
@@ -23,6 +27,8 @@ FILTER_METHODS = {"filter", "filter_by", "where", "get"}
 
 def scoped_to_parent(origin: q.Origin, repo: RepoMap) -> bool:
     """True when the query behind `origin` filters a foreign-key column by equality."""
+    if origin.sql:
+        return _sql_scoped(origin.sql, repo)
     if origin.builder is None:
         return False
     tables = _tables(repo)
@@ -69,3 +75,30 @@ def _model_table(repo: RepoMap, model: str) -> Table | None:
 def _tables(repo: RepoMap) -> dict[str, Table]:
     schema = getattr(repo, "schema", None)
     return dict(getattr(schema, "tables", {}) or {})
+
+
+_PARAMS = re.compile(r"%\((\w+)\)s|%s|\?|\$\d+")
+
+
+def _sql_scoped(sql: str, repo: RepoMap) -> bool:
+    """Raw SQL whose WHERE compares a foreign-key column of its FROM table with a bound value:
+    `SELECT ... FROM tickets WHERE order_id = %s` lists one order's tickets."""
+    try:
+        with quiet_sqlglot():
+            tree = sqlglot.parse_one(_PARAMS.sub(":p", sql), read=glot_dialect(getattr(repo, "database", "")) or None)
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError, ValueError, RecursionError):
+        return False
+    source = tree.args.get("from_") or tree.args.get("from") if isinstance(tree, exp.Select) else None
+    if source is None or not isinstance(source.this, exp.Table):
+        return False
+    table = _tables(repo).get(source.this.name)
+    where = tree.args.get("where")
+    if table is None or where is None:
+        return False
+    own = {source.this.alias_or_name, source.this.name, ""}
+    for eq in where.find_all(exp.EQ):
+        for column, value in ((eq.this, eq.expression), (eq.expression, eq.this)):
+            if (isinstance(column, exp.Column) and column.table in own and isinstance(value, exp.Placeholder)
+                    and column.name in table.columns and table.columns[column.name].foreign_key):
+                return True
+    return False

@@ -76,10 +76,12 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
         if origin is None or origin.single:
             continue
         var = _row_variable(target, iterable)
-        if var is None:
+        unpacked = _unpacked_row(target) if var is None else set()
+        if var is None and not unpacked:
             continue
-        bound: Bound = {var: (origin.model, "")} if origin.model and not origin.columns else {}
-        lazy, per_row = scan(body, bound, {var}, scope, origin.eager, 0)
+        bound: Bound = {var: (origin.model, "")} if var and origin.model and not origin.columns else {}
+        lazy, per_row = scan(body, bound, {var} if var else unpacked, scope, origin.eager, 0)
+        var = var or ", ".join(sorted(unpacked))
         if not lazy and not per_row:
             continue
         yield _hit(node, parents, file, repo, origin, var, lazy, per_row, function)
@@ -113,6 +115,13 @@ def _loop_parts(node: Loop) -> tuple[ast.expr, ast.expr, list[ast.AST]]:
     body: list[ast.AST] = [*node.generators[1:], *generator.ifs]
     body += [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
     return generator.iter, generator.target, body
+
+
+def _unpacked_row(target: ast.expr) -> set[str]:
+    """`for order_id, status in rows`: the row's values unpacked into names, any of which keys a per-row query."""
+    if isinstance(target, ast.Tuple) and all(isinstance(e, ast.Name) for e in target.elts):
+        return {e.id for e in target.elts if isinstance(e, ast.Name) and e.id != "_"}
+    return set()
 
 
 def _row_variable(target: ast.expr, iterable: ast.expr) -> str | None:

@@ -187,3 +187,38 @@ def test_django_select_related_fix_goes_to_the_service_module() -> None:
     assert 'open_loans().filter(due__lt=today).order_by("due").select_related("member")' in fix.files[
         "lib/services.py"]
     assert "Loan.objects.filter(returned_at__isnull=True)\n" in fix.files["lib/services.py"]
+
+
+PER_ORDER_VIEWS = '''
+import sqlite3
+from flask import Blueprint, jsonify
+
+bp = Blueprint("orders", __name__)
+
+
+@bp.get("/orders")
+def orders():
+    cur = sqlite3.connect("x.db").cursor()
+    cur.execute("SELECT id, status FROM orders ORDER BY id DESC LIMIT 20")
+    out = []
+    for order_id, status in cur.fetchall():
+        cur.execute("SELECT barcode FROM tickets WHERE order_id = ?", (order_id,))
+        out.append({"id": order_id, "status": status, "barcodes": cur.fetchall()})
+    return jsonify(out)
+'''
+
+
+def test_rows_unpacked_into_names_key_a_per_row_query(tmp_path: Path) -> None:
+    """`for order_id, status in rows`: the per-order query is an N+1; the child list is not unbounded."""
+    from tuber.phases.datamap.repo import load_repo
+    from tuber.phases.diagnose import scan
+
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "schema.sql").write_text(
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, status TEXT);\n"
+        "CREATE TABLE tickets (id INTEGER PRIMARY KEY, order_id INTEGER REFERENCES orders (id), barcode TEXT);\n"
+        "CREATE INDEX ix_tickets_order ON tickets (order_id);\n")
+    (tmp_path / "app" / "views.py").write_text(textwrap.dedent(PER_ORDER_VIEWS).lstrip())
+    found, _ = scan(load_repo(tmp_path, database="sqlite"))
+    wanted = {"n_plus_one", "unbounded_query"}
+    assert [(f.category, f.line) for f in found if f.category in wanted] == [("n_plus_one", 12)]
