@@ -65,7 +65,7 @@ def _need(query: Query, table: Table) -> Need | None:
     sort = _sort(query, table)
     first_line = min((u.line for u in uses if u.role in {"eq", "in", "range", "join"}), default=query.line)
     if len(eq) >= 2:
-        if _served_together(table, eq, nulls) or not ranges and not sort and _served_by_input(table, uses, eq):
+        if _served_together(table, eq, nulls):
             return None
         tail = ranges[:1] or sort
         return Need("missing_composite_index", table.name, _dedupe(eq + tail), "filters", first_line, query)
@@ -118,13 +118,6 @@ def _served_with_range(table: Table, eq: list[str], ranges: list[str]) -> bool:
         if lead and lead < len(index.columns) and index.columns[lead] in ranges:
             return True
     return False
-
-
-def _served_by_input(table: Table, uses: list[Use], eq: list[str]) -> bool:
-    """The caller's values (`order_id = ?`) lead an index and the other equalities compare with literals
-    (`void = 0`, `status = 'paid'`): the index finds the parent's few rows, the literal filters them."""
-    given = [c for c in eq if any(u.column == c and u.from_input for u in uses if u.role in {"eq", "in"})]
-    return bool(given) and len(given) < len(eq) and _served(table, given)
 
 
 def _served_together(table: Table, eq: list[str], nulls: list[str]) -> bool:

@@ -155,26 +155,3 @@ def test_raw_sql_column_against_column_is_not_a_filter(tmp_path: Path) -> None:
             """,
     })
     assert found == []
-
-
-def test_an_indexed_parent_key_plus_a_literal_flag_needs_no_composite(tmp_path: Path) -> None:
-    """`order_id = ? AND void = 0`: the order_id index finds one order's few tickets; the flag filters them."""
-    files = {
-        "app/schema.sql": """
-            CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER);
-            CREATE TABLE tickets (id INTEGER PRIMARY KEY, order_id INTEGER REFERENCES orders (id), void INTEGER,
-                                  used_at TEXT);
-            CREATE INDEX ix_tickets_order ON tickets (order_id);
-            """,
-        "app/queries.py": """
-            def barcodes(conn, order_id):
-                return conn.execute("SELECT id FROM tickets WHERE order_id = ? AND void = 0", (order_id,)).fetchall()
-
-
-            def recent(conn, order_id, since):
-                return conn.execute("SELECT id FROM tickets WHERE order_id = ? AND void = 0 AND used_at >= ?",
-                                    (order_id, since)).fetchall()
-            """,
-    }
-    found = findings(tmp_path, files)
-    assert [(f[0], f[2]) for f in found] == [("missing_composite_index", 6)]  # the range still needs the pair
