@@ -17,6 +17,7 @@ import re
 from typing import TYPE_CHECKING
 
 from tuber.phases.datamap.model import Model, Relationship, RelationshipKind
+from tuber.phases.datamap.schema_common import literal
 from tuber.phases.rules.base import dotted_name
 
 if TYPE_CHECKING:
@@ -175,13 +176,6 @@ def _keyword(call: ast.Call, name: str) -> ast.expr | None:
     return next((k.value for k in call.keywords if k.arg == name), None)
 
 
-def _literal(node: ast.expr | None) -> object:
-    try:
-        return ast.literal_eval(node) if node is not None else None
-    except ValueError:
-        return None
-
-
 def _class_name(node: ast.expr | None) -> str:
     """`"Post"`, `Post`, `"app.models.Post"`, `lambda: Post` -> "Post"."""
     if isinstance(node, ast.Lambda):
@@ -238,7 +232,7 @@ def _sqlalchemy(owner: str, attribute: str, call: ast.Call, annotation: ast.expr
     if not target:
         return []
     lazy = _lazy(_keyword(call, "lazy"))
-    uselist = _literal(_keyword(call, "uselist"))
+    uselist = literal(_keyword(call, "uselist"))
     secondary = _keyword(call, "secondary") is not None
     own_fk = _references(owner, target, models, fk_tables)
     their_fk = _references(target, owner, models, fk_tables)
@@ -281,7 +275,7 @@ def _references(owner: str, target: str, models: dict[str, Model], fk_tables: di
 def _lazy(node: ast.expr | None) -> str:
     if node is None:
         return "select"
-    value = _literal(node)
+    value = literal(node)
     if isinstance(value, str):
         return value
     if value in LAZY_CONSTANTS:
@@ -295,7 +289,7 @@ def _backref(node: ast.expr) -> tuple[str, str, object]:
         return node.value, "select", None
     if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
         name = node.args[0].value
-        return (str(name), _lazy(_keyword(node, "lazy")), _literal(_keyword(node, "uselist")))
+        return (str(name), _lazy(_keyword(node, "lazy")), literal(_keyword(node, "uselist")))
     return "", "select", None
 
 
@@ -311,7 +305,7 @@ def _django(owner: str, attribute: str, call: ast.Call, kind: RelationshipKind, 
     if not target:
         return []
     found = [Relationship(model=owner, attribute=attribute, target=target, kind=kind, path=path, line=line)]
-    related = _literal(_keyword(call, "related_name"))
+    related = literal(_keyword(call, "related_name"))
     if isinstance(related, str):
         if related.endswith("+"):
             return found

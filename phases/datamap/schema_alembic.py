@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tuber.phases.datamap.model import Column, Index
-from tuber.phases.datamap.schema_common import SchemaParts, callee, is_true, keyword, string, strings
+from tuber.phases.datamap.schema_common import SchemaParts, assigned_values, callee, is_true, keyword, string, strings
 from tuber.phases.datamap.schema_sqlalchemy import _column
 from tuber.phases.rules.base import SourceFile
 
@@ -28,17 +28,7 @@ def revisions(files: Iterable[SourceFile]) -> list[Revision]:
     for file in files:
         if "revision" not in file.text or "down_revision" not in file.text:
             continue
-        values: dict[str, ast.expr | None] = {}
-        value: ast.expr | None
-        for node in file.tree.body:
-            if isinstance(node, ast.Assign) and len(node.targets) == 1:
-                target, value = node.targets[0], node.value
-            elif isinstance(node, ast.AnnAssign):
-                target, value = node.target, node.value
-            else:
-                continue
-            if isinstance(target, ast.Name) and target.id in {"revision", "down_revision"}:
-                values[target.id] = value
+        values = assigned_values(file.tree.body)
         revision = string(values.get("revision"))
         if revision and "down_revision" in values:
             found[revision] = Revision(file, revision, tuple(strings(values["down_revision"])))

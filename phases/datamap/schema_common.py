@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from tuber.phases.datamap.model import Column, Index, Model, SchemaSource, Table
@@ -65,6 +66,30 @@ def same_index(a: Index, b: Index) -> bool:
 
 
 # ---- ast helpers ----
+
+
+def assigned_values(body: Iterable[ast.stmt]) -> dict[str, ast.expr]:
+    """`NAME = value` and `NAME: T = value` statements of a module or class body: name -> value node, the last
+    assignment winning (Alembic's `revision`, Django's `dependencies`, `atomic`, `operations`)."""
+    values: dict[str, ast.expr] = {}
+    for statement in body:
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1 \
+                and isinstance(statement.targets[0], ast.Name):
+            values[statement.targets[0].id] = statement.value
+        elif isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name) \
+                and statement.value is not None:
+            values[statement.target.id] = statement.value
+    return values
+
+
+def literal(node: ast.AST | None) -> object:
+    """The Python value of a literal node, or None."""
+    if node is None:
+        return None
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, SyntaxError, TypeError):
+        return None
 
 
 def keyword(call: ast.Call, name: str) -> ast.expr | None:

@@ -22,6 +22,7 @@ from pathlib import Path
 import psycopg
 from tuber.agent.adapters import db
 from tuber.agent.models import Check
+from tuber.phases.datamap.schema_common import assigned_values, literal
 from tuber.phases.verification.proof import Context, Proof
 
 RUNNER = Path(__file__).with_name("alembic_runner.py")
@@ -64,12 +65,8 @@ class Target:
 
 
 def _assigned(tree: ast.Module, name: str) -> object:
-    for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        if any(isinstance(t, ast.Name) and t.id == name for t in targets) and node.value is not None:
-            with contextlib.suppress(ValueError):
-                return ast.literal_eval(node.value)
-    return None
+    """The literal value a module assigns to `name`, or None."""
+    return literal(assigned_values(tree.body).get(name))
 
 
 def classify(root: Path, path: str, task_id: str) -> Migration | None:
@@ -88,7 +85,8 @@ def classify(root: Path, path: str, task_id: str) -> Migration | None:
             parent = _assigned(tree, "down_revision")
             if isinstance(parent, (tuple, list)):
                 return None  # a merge revision: its parent is not one step
-            return Migration("alembic", path, task_id, up=revision, parent=parent or "base")
+            return Migration("alembic", path, task_id, up=revision,
+                             parent=parent if isinstance(parent, str) and parent else "base")
         if file.parent.name == "migrations" and "class Migration" in text:
             app = _django_label(file.parent.parent)
             deps = _assigned_in_class(tree, "dependencies")
@@ -194,7 +192,8 @@ def django_migrate(ctx: Context, tree: Path, target: Target, *args: str) -> tupl
     shim = ctx.scratch / "django_shim"
     shim.mkdir(exist_ok=True)
     if target.sqlite_path is not None:
-        database = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(target.sqlite_path)}
+        database: dict[str, str | int | None] = {"ENGINE": "django.db.backends.sqlite3",
+                                                 "NAME": str(target.sqlite_path)}
     else:
         parsed = psycopg.conninfo.conninfo_to_dict(target.conninfo)
         database = {"ENGINE": "django.db.backends.postgresql", "NAME": parsed.get("dbname"),
@@ -328,7 +327,9 @@ def prove_migrations(ctx: Context) -> Proof:
 
     wants_postgres = ctx.settings.database == "postgresql" or bool(ctx.settings.verify.database_url) or (
         ctx.settings.database is None and load_repo(ctx.branch_dir).database == "postgresql")
-    checks, notes, failed = [], [], {}
+    checks: list[Check] = []
+    notes: list[str] = []
+    failed: dict[str, str] = {}
     with targets(ctx, wants_postgres) as make:
         for migration in found:
             for dialect in ("sqlite", "postgresql") if wants_postgres else ("sqlite",):

@@ -61,7 +61,7 @@ def _traced_connect(*args: Any, **kwargs: Any) -> Any:
     return connection
 
 
-sqlite3.connect = _traced_connect  # type: ignore[assignment]
+sqlite3.connect = _traced_connect
 
 
 # ---- SQLAlchemy ----

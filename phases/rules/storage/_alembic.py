@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
+from tuber.phases.datamap.schema_common import assigned_values, literal
 from tuber.phases.rules.base import SourceFile, dotted_name
 from tuber.phases.rules.storage._migrations import (
     Migration,
@@ -14,7 +15,6 @@ from tuber.phases.rules.storage._migrations import (
     OpOrigin,
     argument,
     keyword,
-    literal,
     string_of,
     volatility,
 )
@@ -31,16 +31,8 @@ class Context:
 
 def parse_alembic(file: SourceFile) -> Migration | None:
     tree = file.tree
-    values: dict[str, ast.AST] = {}
-    functions: dict[str, ast.FunctionDef] = {}
-    for statement in tree.body:
-        if isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0],
-                                                                                             ast.Name):
-            values[statement.targets[0].id] = statement.value
-        elif isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name) and statement.value:
-            values[statement.target.id] = statement.value
-        elif isinstance(statement, ast.FunctionDef):
-            functions[statement.name] = statement
+    values = assigned_values(tree.body)
+    functions = {s.name: s for s in tree.body if isinstance(s, ast.FunctionDef)}
     revision = literal(values.get("revision"))
     upgrade = functions.get("upgrade")
     if not isinstance(revision, str) or upgrade is None:

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
+from tuber.phases.datamap.schema_common import assigned_values, literal
 from tuber.phases.rules.base import SourceFile, dotted_name
 from tuber.phases.rules.storage._migrations import (
     Migration,
@@ -18,7 +19,6 @@ from tuber.phases.rules.storage._migrations import (
     ancestors,
     argument,
     keyword,
-    literal,
     string_of,
     volatility,
 )
@@ -37,8 +37,7 @@ def parse_django(file: SourceFile) -> Migration | None:
     klass = next((n for n in file.tree.body if isinstance(n, ast.ClassDef) and n.name == "Migration"), None)
     if klass is None:
         return None
-    values = {s.targets[0].id: s.value for s in klass.body
-              if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)}
+    values = assigned_values(klass.body)
     parts = PurePosixPath(file.path).parts
     app = parts[-3] if len(parts) >= 3 else ""
     dependencies = literal(values.get("dependencies"))

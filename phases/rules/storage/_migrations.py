@@ -238,16 +238,6 @@ def volatility(default_sql: str) -> str:
     return ""
 
 
-def literal(node: ast.AST | None) -> object:
-    """The Python value of a literal node, or None."""
-    if node is None:
-        return None
-    try:
-        return ast.literal_eval(node)
-    except (ValueError, SyntaxError, TypeError):
-        return None
-
-
 def string_of(node: ast.AST | None) -> str:
     """A string constant, also through `op.f("...")`, `sa.text("...")` and `text("...")` wrappers."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):

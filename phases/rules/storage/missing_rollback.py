@@ -45,9 +45,10 @@ from collections.abc import Iterator
 
 from tuber.agent.models import RiskParts
 from tuber.phases.datamap.repo import RepoMap
+from tuber.phases.datamap.schema_common import literal
 from tuber.phases.rules.base import Example, Fix, Hit, SourceFile, dotted_name, example
 from tuber.phases.rules.scoring import scored
-from tuber.phases.rules.storage._migrations import argument, keyword, literal, migration_of, migrations, string_of
+from tuber.phases.rules.storage._migrations import argument, keyword, migration_of, migrations, string_of
 
 ID = "missing-rollback"
 CATEGORY = "missing_rollback"
