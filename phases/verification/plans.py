@@ -16,6 +16,7 @@ import shutil
 import sqlite3
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,13 +122,19 @@ def plan_and_time(path: Path, sql: str, params: tuple[object, ...]) -> tuple[str
     """SQLite's EXPLAIN QUERY PLAN details, and RUNS wall times in ms (after one warm-up run)."""
     with sqlite3.connect(path) as conn:
         plan = "; ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
-        conn.execute(sql, params).fetchall()
-        times = []
-        for _ in range(RUNS):
-            started = time.perf_counter()
-            conn.execute(sql, params).fetchall()
-            times.append((time.perf_counter() - started) * 1000)
+        times = warm_timings(lambda: conn.execute(sql, params).fetchall())
     return plan, times
+
+
+def warm_timings(run: Callable[[], object]) -> list[float]:
+    """RUNS wall times in ms of `run`, after one warm-up call (caches filled, as in production)."""
+    run()
+    times = []
+    for _ in range(RUNS):
+        started = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - started) * 1000)
+    return times
 
 
 def _summary(times: list[float]) -> str:

@@ -6,20 +6,14 @@ and timed, without and then with the branch's own index definition (from `pg_ind
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import psycopg
 from tuber.agent.models import Measurement
 from tuber.phases.verification.migrations import Target, targets
+from tuber.phases.verification.plans import RUNS, NewIndex, warm_timings
 from tuber.phases.verification.proof import Context, Proof
 from tuber.phases.verification.query_shape import QueryShape, allowed_literals, check_clauses
-
-if TYPE_CHECKING:
-    from tuber.phases.verification.plans import NewIndex
-
-RUNS = 7
 
 
 def _expression(name: str, data_type: str, udt: str, length: int | None) -> str | None:
@@ -91,12 +85,7 @@ def explain(conninfo: str, sql: str, params: Sequence[object]) -> tuple[str, str
         nodes = "; ".join(line.strip().lstrip("-> ").split("  (")[0] for line in lines
                           if "Scan" in line or "Sort" in line and "Key" not in line)
         buffers = next((line.strip() for line in lines if line.strip().startswith("Buffers:")), "")
-        conn.execute(sql, params).fetchall()
-        times = []
-        for _ in range(RUNS):
-            started = time.perf_counter()
-            conn.execute(sql, params).fetchall()
-            times.append((time.perf_counter() - started) * 1000)
+        times = warm_timings(lambda: conn.execute(sql, params).fetchall())
     return nodes, buffers, times
 
 
