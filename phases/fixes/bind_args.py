@@ -8,6 +8,8 @@ It also holds the `Unfixable` signal both halves raise.
 
 from __future__ import annotations
 
+import ast
+import re
 from collections.abc import Callable
 
 import libcst as cst
@@ -140,3 +142,28 @@ def _merge(existing: cst.BaseExpression | None, codes: list[tuple[str, int]], to
     else:
         raise Unfixable("values bound in the middle of a parameter sequence built elsewhere")
     return cst.parse_expression(f"[{text}]" if listy else f"({text})")
+
+
+def count_placeholders(text: str, style: str) -> int:
+    """Placeholders of a positional style already in `text` (outside SQL string literals)."""
+    outside = re.sub(r"'(?:[^']|'')*'", "''", text)
+    if style == "qmark":
+        return outside.count("?")
+    if style == "format":
+        return len(re.findall(r"(?<!%)%s", outside))
+    return 0
+
+
+def fresh_name(code: str, taken: set[str]) -> str:
+    """A bind name for a value, from its variable (`term.strip()` -> `term`), unused in the statement."""
+    try:
+        node: ast.expr | None = ast.parse(code, mode="eval").body
+    except SyntaxError:
+        node = None
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        node = node.func.value  # term.strip().lower() -> term
+    base = node.id if isinstance(node, ast.Name) else (node.attr if isinstance(node, ast.Attribute) else "value")
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}_{n}", n + 1
+    return name

@@ -23,7 +23,7 @@ from typing import Literal
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
-from tuber.phases.fixes.bind_args import DYNAMIC, Param, Unfixable, attach
+from tuber.phases.fixes.bind_args import DYNAMIC, Param, Unfixable, attach, count_placeholders, fresh_name
 from tuber.phases.fixes.cst_edits import Edits, Replace, code_of
 
 Style = Literal["qmark", "format", "named"]
@@ -273,11 +273,11 @@ class _Binder:
         for leaf in leaves:
             for si, seg in enumerate(leaf.segs):
                 if isinstance(seg, str):
-                    count += _count_placeholders(_sql_text(seg, mode, leaf), style)
+                    count += count_placeholders(_sql_text(seg, mode, leaf), style)
                 elif seg.raw.startswith("\0"):
                     code = seg.raw[1:]
                     if style == "named":
-                        name = names.get(code) or _fresh_name(code, taken)
+                        name = names.get(code) or fresh_name(code, taken)
                         taken.add(name)
                         if code not in names:
                             params.append((code, name, count))
@@ -291,7 +291,7 @@ class _Binder:
                 else:
                     key = _key_or_empty(seg.node)
                     if key in constants:
-                        count += _count_placeholders(constants[key], style)
+                        count += count_placeholders(constants[key], style)
                     elif key in self.plan.dynamic and style != "named":
                         count += DYNAMIC  # an unknown number of placeholders: only prepending stays correct
         self.total_placeholders = count
@@ -415,26 +415,3 @@ def _key_or_empty(node: cst.BaseExpression) -> str:
         return expr_key(code_of(node))
     except SyntaxError:
         return ""
-
-
-def _count_placeholders(text: str, style: Style) -> int:
-    outside = re.sub(r"'(?:[^']|'')*'", "''", text)
-    if style == "qmark":
-        return outside.count("?")
-    if style == "format":
-        return len(re.findall(r"(?<!%)%s", outside))
-    return 0
-
-
-def _fresh_name(code: str, taken: set[str]) -> str:
-    try:
-        node: ast.expr | None = ast.parse(code, mode="eval").body
-    except SyntaxError:
-        node = None
-    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-        node = node.func.value  # term.strip().lower() -> term
-    base = node.id if isinstance(node, ast.Name) else (node.attr if isinstance(node, ast.Attribute) else "value")
-    name, n = base, 2
-    while name in taken:
-        name, n = f"{base}_{n}", n + 1
-    return name
