@@ -1,4 +1,4 @@
-"""The call side of binding SQL parameters: hand the values to the driver call in its own style.
+"""The call side of binding SQL parameters: name and count them, and hand the values to the driver call.
 
 `bind_params` rewrites the SQL text and numbers the placeholders; this module passes the values: merged
 into the parameters the call already has (at each placeholder's position), as a new argument, as a
