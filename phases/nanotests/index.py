@@ -70,14 +70,17 @@ class Tuber{shape.table.title().replace("_", "")}Index(TestCase):
 def _sqlalchemy(shape: QueryShape, finding: Finding, repo: RepoMap) -> list[str]:
     table = repo.schema.tables.get(shape.table)
     model = repo.schema.models.get(table.model) if table and table.model else None
-    if model is None:
+    path, holder = (model.path, model.name) if model else (table.path, _metadata_name(repo, table.path)) if table \
+        else ("", "")
+    if not holder:
         return []
-    imports = f"\nfrom sqlalchemy import create_engine\n\nfrom {module_of(model.path)} import {model.name}\n"
+    imports = f"\nfrom sqlalchemy import create_engine\n\nfrom {module_of(path)} import {holder}\n"
+    metadata = f"{holder}.metadata" if model else holder
     return [_head(shape, finding, imports, "?") + f'''
 
 def test_tuber_lookup_uses_an_index():
     engine = create_engine("sqlite://")
-    {model.name}.metadata.create_all(engine)
+    {metadata}.create_all(engine)
     with engine.connect() as connection:
         rows = connection.exec_driver_sql(SQL, {_params(shape)}).all()
     _uses_the_index(" ".join(str(row[-1]) for row in rows))
@@ -107,3 +110,15 @@ def test_tuber_lookup_uses_an_index():
     _uses_the_index(" ".join(str(row[-1]) for row in connection.execute(SQL, {_params(shape)})))
 ''')
     return texts
+
+
+def _metadata_name(repo: RepoMap, path: str) -> str:
+    """The module-level `name = MetaData(...)` holding a Core table's definition (SQLAlchemy Core projects)."""
+    import ast
+
+    file = repo.file(path) if path.endswith(".py") else None
+    for node in file.tree.body if file else []:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                and isinstance(node.value, ast.Call) and ast.unparse(node.value.func).endswith("MetaData"):
+            return node.targets[0].id
+    return ""
