@@ -16,11 +16,11 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import Any, Protocol, Self
 from urllib.parse import parse_qs, unquote, urlparse
 
 import psycopg
@@ -136,6 +136,102 @@ def libpq_conninfo(url: str) -> str:
     """A SQLAlchemy-style URL (`postgresql+driver://...`) as a conninfo psycopg understands."""
     scheme, rest = url.split("://", 1)
     return "postgresql://" + rest if scheme.startswith("postgres") else url
+
+
+# ---- sessions: VERIFY's own statements on scratch databases, driver errors as one type ----
+
+
+class QueryFailed(RuntimeError):
+    """A statement (or connection) the database refused; `kind` is the driver's error class name."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind, self.detail = kind, detail
+
+
+class Session(Protocol):
+    """One open connection to a scratch database (autocommit on PostgreSQL)."""
+
+    def rows(self, sql: str, params: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
+        """Run `sql` and return all its rows."""
+        ...
+
+    def execute(self, sql: str, params: Sequence[object] | None = None) -> None:
+        """Run `sql`, discarding any rows."""
+        ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
+        """Run `sql` once per parameter row."""
+        ...
+
+
+class _DbApiSession:
+    """A Session over a sqlite3 or psycopg connection; `errors` are translated to QueryFailed."""
+
+    def __init__(self, conn: sqlite3.Connection | psycopg.Connection[tuple[Any, ...]],
+                 errors: type[Exception]) -> None:
+        self._conn, self._errors = conn, errors
+
+    def rows(self, sql: str, params: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
+        with _translated(self._errors):
+            # No params at all (not an empty tuple): psycopg then leaves `%` in the SQL alone.
+            cursor = self._conn.execute(sql) if params is None else self._conn.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []  # rows are tuples in both drivers
+
+    def execute(self, sql: str, params: Sequence[object] | None = None) -> None:
+        with _translated(self._errors):
+            self.rows(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
+        with _translated(self._errors):
+            self._conn.cursor().executemany(sql, rows)
+
+
+@contextmanager
+def _translated(errors: type[Exception]) -> Iterator[None]:
+    try:
+        yield
+    except errors as error:
+        raise QueryFailed(type(error).__name__, str(error).strip()) from error
+
+
+@contextmanager
+def sqlite_session(path: Path) -> Iterator[Session]:
+    """A connection to SQLite file `path`, committed (on success) and closed on exit."""
+    with _translated(sqlite3.Error):
+        conn = sqlite3.connect(path)
+    try:
+        yield _DbApiSession(conn, sqlite3.Error)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+@contextmanager
+def postgres_session(conninfo: str) -> Iterator[Session]:
+    """An autocommit connection to PostgreSQL (`conninfo` in libpq form), closed on exit."""
+    with _translated(psycopg.Error):
+        conn = psycopg.connect(conninfo, autocommit=True)
+    with conn:
+        yield _DbApiSession(conn, psycopg.Error)
+
+
+def run_script(sqlite_path: Path | None, conninfo: str, sql: str, lock_timeout_ms: int) -> None:
+    """Run a multi-statement SQL script (a migration's up or down) on SQLite file `sqlite_path`, or else on
+    PostgreSQL `conninfo` under `lock_timeout`; a refused statement raises QueryFailed."""
+    if sqlite_path is not None:
+        with _translated(sqlite3.Error), closing(sqlite3.connect(sqlite_path)) as lite:
+            lite.executescript(sql)
+            lite.commit()
+        return
+    with _translated(psycopg.Error), psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f"SET lock_timeout = {int(lock_timeout_ms)}")
+        conn.execute(sql.encode())  # bytes: the simple query protocol, so a script may hold many statements
+
+
+def conninfo_fields(conninfo: str) -> dict[str, str]:
+    """A libpq conninfo string as its keyword -> value pairs (dbname, host, user, port...)."""
+    return {key: str(value) for key, value in psycopg.conninfo.conninfo_to_dict(conninfo).items()}
 
 
 # ---- schema snapshots: what exists, as comparable strings ----

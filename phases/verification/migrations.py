@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 from tuber.agent.adapters import db
 from tuber.agent.models import Check
 from tuber.phases.datamap.schema_common import assigned_values, literal
@@ -195,7 +194,7 @@ def django_migrate(ctx: Context, tree: Path, target: Target, *args: str) -> tupl
         database: dict[str, str | int | None] = {"ENGINE": "django.db.backends.sqlite3",
                                                  "NAME": str(target.sqlite_path)}
     else:
-        parsed = psycopg.conninfo.conninfo_to_dict(target.conninfo)
+        parsed = db.conninfo_fields(target.conninfo)
         database = {"ENGINE": "django.db.backends.postgresql", "NAME": parsed.get("dbname"),
                     "HOST": parsed.get("host"), "USER": parsed.get("user"), "PORT": parsed.get("port", "")}
     (shim / "tuber_verify_settings.py").write_text(
@@ -211,16 +210,12 @@ def django_migrate(ctx: Context, tree: Path, target: Target, *args: str) -> tupl
 
 
 def sql_step(target: Target, sql: str) -> tuple[bool, str]:
+    """Run one SQL migration script on `target`: (True, '') or (False, the database's error)."""
     try:
-        if target.sqlite_path is not None:
-            with contextlib.closing(__import__("sqlite3").connect(target.sqlite_path)) as conn:
-                conn.executescript(sql)
-                conn.commit()
-        else:
-            with psycopg.connect(target.conninfo, autocommit=True) as conn:
-                conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
-                conn.execute(sql.encode())
+        db.run_script(target.sqlite_path, target.conninfo, sql, LOCK_TIMEOUT_MS)
         return True, ""
+    except db.QueryFailed as error:
+        return False, str(error)
     except Exception as error:  # noqa: BLE001 - any database error is the step's outcome
         return False, f"{type(error).__name__}: {error}"
 

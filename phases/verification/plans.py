@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import re
 import shutil
-import sqlite3
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tuber.agent.adapters.db import QueryFailed, sqlite_session
 from tuber.agent.models import Measurement
 from tuber.phases.verification.migrations import Target, alembic_command, alembic_ini, django_migrate, sql_step
 from tuber.phases.verification.proof import Context, Proof
@@ -88,11 +88,11 @@ def new_indexes(before: Path, after: Path) -> list[NewIndex]:
 
 def fill(path: Path, table: str, rows: int) -> str:
     """Insert `rows` generated rows into `table`, distinct values per column; returns '' or the error."""
-    with sqlite3.connect(path) as conn:
-        info = conn.execute(f'PRAGMA table_info("{table}")').fetchall()
+    with sqlite_session(path) as conn:
+        info = conn.rows(f'PRAGMA table_info("{table}")')
         columns = [(name, (ctype or "").upper()) for _, name, ctype, _, _, pk in info
                    if not (pk and "INT" in (ctype or "").upper())]
-        ddl = (conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone() or ("",))[0] or ""
+        ddl = next(iter(conn.rows("SELECT sql FROM sqlite_master WHERE name = ?", (table,))), ("",))[0] or ""
         checks = check_clauses(ddl)
         # A CHECK naming literals (`unit IN ('kwh', 'm3')`) restricts a column: cycle through them.
         allowed = {name: allowed_literals(checks, name) for name, _ in columns}
@@ -103,8 +103,8 @@ def fill(path: Path, table: str, rows: int) -> str:
         try:
             conn.executemany(f'INSERT INTO "{table}" ({names}) VALUES ({marks})', values)
             conn.execute("ANALYZE")
-        except sqlite3.Error as error:
-            return f"{type(error).__name__}: {error}"
+        except QueryFailed as error:
+            return str(error)
     return ""
 
 
@@ -120,9 +120,9 @@ def _value(name: str, ctype: str, i: int) -> object:
 
 def plan_and_time(path: Path, sql: str, params: tuple[object, ...]) -> tuple[str, list[float]]:
     """SQLite's EXPLAIN QUERY PLAN details, and RUNS wall times in ms (after one warm-up run)."""
-    with sqlite3.connect(path) as conn:
-        plan = "; ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
-        times = warm_timings(lambda: conn.execute(sql, params).fetchall())
+    with sqlite_session(path) as conn:
+        plan = "; ".join(row[-1] for row in conn.rows(f"EXPLAIN QUERY PLAN {sql}", params))
+        times = warm_timings(lambda: conn.rows(sql, params))
     return plan, times
 
 
@@ -163,13 +163,13 @@ def prove_plans(ctx: Context) -> Proof:
             continue
         shape = finding_query(ctx, index)
         sql, filters = shape.sql("?"), shape.filters
-        with sqlite3.connect(data) as conn:
-            params = conn.execute(f'SELECT {", ".join(chr(34) + c + chr(34) for c in filters)} FROM "{index.table}" '
-                                  f"LIMIT 1 OFFSET ?", (rows // 2,)).fetchone()
+        with sqlite_session(data) as conn:
+            params = next(iter(conn.rows(f'SELECT {", ".join(chr(34) + c + chr(34) for c in filters)} '
+                                         f'FROM "{index.table}" LIMIT 1 OFFSET ?', (rows // 2,))), ())
         plan_before, before = plan_and_time(data, sql, params)
-        with sqlite3.connect(branch_db) as conn:
-            ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (index.name,)).fetchone()
-        with sqlite3.connect(data) as conn:
+        with sqlite_session(branch_db) as conn:
+            ddl = next(iter(conn.rows("SELECT sql FROM sqlite_master WHERE name = ?", (index.name,))), None)
+        with sqlite_session(data) as conn:
             if ddl and ddl[0]:
                 conn.execute(ddl[0])
             conn.execute("ANALYZE")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
-import psycopg
+from tuber.agent.adapters.db import QueryFailed, postgres_session
 from tuber.agent.models import Measurement
 from tuber.phases.verification.migrations import Target, targets
 from tuber.phases.verification.plans import RUNS, NewIndex, warm_timings
@@ -46,12 +46,12 @@ def _expression(name: str, data_type: str, udt: str, length: int | None) -> str 
 def fill(conninfo: str, table: str, rows: int) -> str:
     """Insert `rows` generated rows into `table` (foreign keys not enforced while filling); '' or the error."""
     try:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            columns = conn.execute(
+        with postgres_session(conninfo) as conn:
+            columns = conn.rows(
                 "SELECT column_name, data_type, udt_name, character_maximum_length, coalesce(column_default, ''), "
                 "is_identity, is_nullable FROM information_schema.columns WHERE table_schema = 'public' "
-                "AND table_name = %s ORDER BY ordinal_position", (table,)).fetchall()
-            checks = [row[0] for row in conn.execute(
+                "AND table_name = %s ORDER BY ordinal_position", (table,))
+            checks = [row[0] for row in conn.rows(
                 "SELECT pg_get_constraintdef(k.oid) FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relname = %s "
                 "AND k.contype = 'c'", (table,))]
@@ -73,19 +73,19 @@ def fill(conninfo: str, table: str, rows: int) -> str:
             conn.execute(f'INSERT INTO "{table}" ({", ".join(names)}) SELECT {", ".join(values)} '
                          f"FROM generate_series(1, {int(rows)}) AS g")
             conn.execute(f'ANALYZE "{table}"')
-    except psycopg.Error as error:
-        return f"{type(error).__name__}: {str(error).strip()[:300]}"
+    except QueryFailed as error:
+        return f"{error.kind}: {error.detail[:300]}"
     return ""
 
 
 def explain(conninfo: str, sql: str, params: Sequence[object]) -> tuple[str, str, list[float]]:
     """(plan nodes, buffers line, RUNS wall times in ms after one warm-up) for `sql`."""
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        lines = [row[0] for row in conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)]
+    with postgres_session(conninfo) as conn:
+        lines = [row[0] for row in conn.rows(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)]
         nodes = "; ".join(line.strip().lstrip("-> ").split("  (")[0] for line in lines
                           if "Scan" in line or "Sort" in line and "Key" not in line)
         buffers = next((line.strip() for line in lines if line.strip().startswith("Buffers:")), "")
-        times = warm_timings(lambda: conn.execute(sql, params).fetchall())
+        times = warm_timings(lambda: conn.rows(sql, params))
     return nodes, buffers, times
 
 
@@ -119,22 +119,22 @@ def prove_plans_postgres(ctx: Context, work: Sequence[tuple[NewIndex, QueryShape
 
 
 def _one(base: Target, branch: Target, index: NewIndex, shape: QueryShape, rows: int) -> list[Measurement] | str:
-    with psycopg.connect(branch.conninfo, autocommit=True) as conn:
-        found = conn.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = %s "
-                             "AND indexname = %s", (index.table, index.name)).fetchone()
+    with postgres_session(branch.conninfo) as conn:
+        found = next(iter(conn.rows("SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' "
+                                    "AND tablename = %s AND indexname = %s", (index.table, index.name))), None)
     if found is None:
         return f"the branch's schema on PostgreSQL has no index {index.name}"
     error = fill(base.conninfo, index.table, rows)
     if error:
         return f"could not generate rows in {index.table}: {error}"
     sql = shape.sql("%s")
-    with psycopg.connect(base.conninfo, autocommit=True) as conn:
+    with postgres_session(base.conninfo) as conn:
         columns = ", ".join(f'"{c}"' for c in shape.filters)
-        params = conn.execute(f'SELECT {columns} FROM "{index.table}" OFFSET %s LIMIT 1', (rows // 2,)).fetchone()
+        params = next(iter(conn.rows(f'SELECT {columns} FROM "{index.table}" OFFSET %s LIMIT 1', (rows // 2,))), None)
     if params is None:
         return f"no generated row to look up in {index.table}"
     plan_before, buffers_before, before = explain(base.conninfo, sql, params)
-    with psycopg.connect(base.conninfo, autocommit=True) as conn:
+    with postgres_session(base.conninfo) as conn:
         conn.execute(found[0])
         conn.execute(f'ANALYZE "{index.table}"')
     plan_after, buffers_after, after = explain(base.conninfo, sql, params)
