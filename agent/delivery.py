@@ -33,20 +33,36 @@ JOURNAL_PATH = ".tuber/journal.md"
 JOURNAL_HEADER = "# Tuber journal\n\nWhat Tuber learned about this repository's data layer, newest last.\n"
 
 
-def append_journal(worktree: Worktree, entry: JournalEntry) -> None:
-    existing = worktree.read(JOURNAL_PATH) or JOURNAL_HEADER
-    worktree.write({JOURNAL_PATH: existing.rstrip("\n") + "\n\n" + render("journal/entry.md.j2", entry=entry)})
+def _journal_with(worktree: Worktree, entry: JournalEntry) -> tuple[str, str]:
+    existing = worktree.read(JOURNAL_PATH)
+    base = existing or JOURNAL_HEADER
+    return existing or "", base.rstrip("\n") + "\n\n" + render("journal/entry.md.j2", entry=entry)
 
 
-def finalise_branch(worktree: Worktree, patch: Patch, draft: PullRequestDraft, entry: JournalEntry | None) -> Patch:
-    """Add the journal entry and fold the task commits into one commit with the rendered message."""
-    if entry is not None:
-        append_journal(worktree, entry)
-    head = worktree.squash(patch.base_commit, draft.commit_message)
+def journal_lines(worktree: Worktree, entry: JournalEntry) -> int:
+    """Lines the entry adds to the branch (the journal's header too, when the file is new)."""
+    before, after = _journal_with(worktree, entry)
+    return len(after.splitlines()) - len(before.splitlines())
+
+
+def commit_journal(worktree: Worktree, entry: JournalEntry) -> None:
+    """Append the entry to the repository's journal on the branch, as its own commit (squashed later)."""
+    worktree.write({JOURNAL_PATH: _journal_with(worktree, entry)[1]})
+    worktree.commit_all("tuber: journal entry")
+
+
+def with_branch_changes(worktree: Worktree, patch: Patch) -> Patch:
+    """The patch with its file list, line counts and head re-read from the branch itself."""
     changes = worktree.changes(patch.base_commit)
-    return patch.model_copy(update={"head_commit": head, "files": tuple(changes),
+    return patch.model_copy(update={"head_commit": worktree.head(), "files": tuple(changes),
                                     "lines_added": sum(c.added for c in changes),
                                     "lines_deleted": sum(c.deleted for c in changes)})
+
+
+def finalise_branch(worktree: Worktree, patch: Patch, draft: PullRequestDraft) -> Patch:
+    """Fold the task and journal commits into one commit with the rendered message."""
+    worktree.squash(patch.base_commit, draft.commit_message)
+    return with_branch_changes(worktree, patch)
 
 
 def write_package(folder: Path, draft: PullRequestDraft, worktree: Worktree, patch: Patch,

@@ -7,9 +7,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-import git
 from tuber.agent import machine
-from tuber.agent.adapters.git import AUTHOR
+from tuber.agent.adapters.git import init_repository
 from tuber.agent.models import RunReport
 from tuber.agent.settings import build_settings
 
@@ -20,11 +19,7 @@ def make_example_repository() -> Path:
     """Copy the example into a fresh temporary git repository with one commit."""
     path = Path(tempfile.mkdtemp(prefix="tuber-demo-")) / "bookshop"
     shutil.copytree(EXAMPLE, path, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    repo = git.Repo.init(path, initial_branch="main")
-    repo.git.add("-A")
-    with repo.git.custom_environment(GIT_AUTHOR_NAME=AUTHOR[0], GIT_AUTHOR_EMAIL=AUTHOR[1],
-                                     GIT_COMMITTER_NAME=AUTHOR[0], GIT_COMMITTER_EMAIL=AUTHOR[1]):
-        repo.git.commit("-q", "-m", "bookshop: initial import")
+    init_repository(path, "bookshop: initial import")
     return path
 
 

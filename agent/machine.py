@@ -40,7 +40,7 @@ from tuber.phases import nanotests
 from tuber.phases import plan as plan_phase
 from tuber.phases import verify as verify_phase
 from tuber.phases.datamap.repo import RepoMap, load_repo
-from tuber.phases.document import document
+from tuber.phases.document import document, journal_entry
 
 log = structlog.get_logger("tuber.machine")
 
@@ -69,6 +69,7 @@ class RunState:
     branch: str = ""
     worktree: str = ""
     delivered: bool = False
+    journal_committed: bool = False
     settings: dict[str, Any] = field(default_factory=dict)
 
     def save(self, folder: Path) -> None:
@@ -181,7 +182,7 @@ class Run:
                                           self.state.base_commit, self.state.branch, self.load_repo,
                                           self.settings.protected_paths, proving)
         if isinstance(patch, Stop):
-            self.git.delete_branch(self.state.branch)
+            self.discard_branch()
         return patch
 
     def verify(self, outputs: dict[Phase, BaseModel]) -> Evidence | Stop:
@@ -210,11 +211,23 @@ class Run:
             self.checkpoint("implement", patch)
 
     def document(self, outputs: dict[Phase, BaseModel]) -> PullRequestDraft:
-        draft, entry = document(_as(outputs["plan"], Plan), _as(outputs["implement"], Patch),
-                                _as(outputs["verify"], Evidence), _as(outputs["diagnose"], Diagnosis))
-        if entry is not None:
-            _write_atomic(self.folder / "journal.json", entry.model_dump_json())
-        return draft
+        """The journal entry goes on the branch first, so the PR's line counts are the delivered ones."""
+        plan, evidence = _as(outputs["plan"], Plan), _as(outputs["verify"], Evidence)
+        patch = _as(outputs["implement"], Patch)
+        entry = journal_entry(plan, patch, evidence, dt.date.today())
+        worktree = self.worktree()
+        if entry is not None and not self.state.journal_committed:
+            if patch.lines_added + delivery.journal_lines(worktree, entry) > self.settings.max_lines:
+                self.log.warning("journal entry left out: it would take the branch over the line budget")
+            else:
+                _write_atomic(self.folder / "journal.json", entry.model_dump_json())
+                delivery.commit_journal(worktree, entry)
+                self.state.journal_committed = True
+                self.state.save(self.folder)
+        patch = delivery.with_branch_changes(worktree, patch)
+        outputs["implement"] = patch
+        self.checkpoint("implement", patch)
+        return document(plan, patch, evidence, _as(outputs["diagnose"], Diagnosis))
 
     # ---- worktree ----
 
@@ -234,6 +247,11 @@ class Run:
         self.state.save(self.folder)
         return Worktree(path)
 
+    def discard_branch(self) -> None:
+        """Remove the run's branch (its worktree first: git refuses to delete a checked-out branch)."""
+        self.drop_worktree()
+        self.git.delete_branch(self.state.branch)
+
     def drop_worktree(self) -> None:
         if self.state.worktree:
             self.git.remove_worktree(Path(self.state.worktree))
@@ -245,7 +263,7 @@ class Run:
     def finish_stopped(self, stop: Stop, outputs: dict[Phase, BaseModel]) -> RunReport:
         written = delivery.write_stop_report(self.folder, self.state.run_id, stop, outputs.get("verify"))
         if stop.status != "stopped" and self.state.branch and stop.phase in ("implement", "verify"):
-            self.git.delete_branch(self.state.branch)  # failed or escalated: no branch is left behind
+            self.discard_branch()  # failed or escalated: no branch is left behind
         self.log.info("run ended", status=stop.status, condition=stop.condition.value)
         return self.report(status=stop.status, exit_condition=stop.condition.value, message=stop.message,
                            outputs=outputs, **written)
@@ -256,7 +274,7 @@ class Run:
         journal_path = self.folder / "journal.json"
         entry = JournalEntry.model_validate_json(journal_path.read_text()) if journal_path.is_file() else None
         if not self.state.delivered:
-            patch = delivery.finalise_branch(self.worktree(), patch, draft, entry)
+            patch = delivery.finalise_branch(self.worktree(), patch, draft)
             self.checkpoint("implement", patch)
             delivery.write_package(self.folder, draft, self.worktree(), patch, entry)
             self.state.delivered = True

@@ -90,7 +90,7 @@ def _context(plan: Plan, patch: Patch, evidence: Evidence, diagnosis: Diagnosis)
         "security": opportunity.layer == "security", "migrations": migrations,
         "performance": opportunity.layer in ("database", "api"),
         "files": patch.files, "lines_added": patch.lines_added, "lines_deleted": patch.lines_deleted,
-        "considered": plan.considered, "short_commit": patch.head_commit[:10],
+        "considered": plan.considered,
         "rollback_checked": "; ".join([*(f"{m.name}: {m.after}" for m in roundtrips), *(c.detail for c in rollbacks)]),
     }
 
@@ -99,9 +99,8 @@ def _scope_name(scope: str) -> str:
     return scope.removeprefix("table ") if scope.startswith("table ") else f"`{scope}`"
 
 
-def document(plan: Plan, patch: Patch, evidence: Evidence, diagnosis: Diagnosis, today: dt.date | None = None,
-             ) -> tuple[PullRequestDraft, JournalEntry | None]:
-    """Render the PR and, when one of the spec's journal triggers fires, the journal entry."""
+def document(plan: Plan, patch: Patch, evidence: Evidence, diagnosis: Diagnosis) -> PullRequestDraft:
+    """Render the PR title, body and commit message for the branch as it will be delivered (journal included)."""
     context = _context(plan, patch, evidence, diagnosis)
     tests = [c for c in evidence.checks if c.tests_run is not None]
     measured = [_measured(m) for m in evidence.measurements[:MAX_COMMIT_MEASUREMENTS]]
@@ -117,7 +116,7 @@ def document(plan: Plan, patch: Patch, evidence: Evidence, diagnosis: Diagnosis,
     )
     draft = PullRequestDraft(title=render("pr/title.txt.j2", **context).strip(), body=render("pr/body.md.j2", **context),
                              commit_message=commit.strip() + "\n", branch=patch.branch)
-    return draft, journal_entry(plan, patch, evidence, today or dt.date.today())
+    return draft
 
 
 def journal_entry(plan: Plan, patch: Patch, evidence: Evidence, today: dt.date) -> JournalEntry | None:

@@ -126,6 +126,13 @@ class GitRepository:
             raise WorkspaceError(f"git {args[0]} failed: {detail[-1] if detail else error}") from None
 
 
+def init_repository(path: Path, message: str) -> None:
+    """Make `path` a git repository on `main` with everything in it committed once, as Tuber."""
+    repo = git.Repo.init(path, initial_branch="main")
+    Worktree(path).commit_all(message)
+    repo.close()
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
