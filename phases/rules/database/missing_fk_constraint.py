@@ -34,7 +34,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from tuber.phases.datamap.model import Schema, Table
-from tuber.phases.rules.base import Example, Hit, SourceFile, example
+from tuber.phases.fixes.fk_migration import fk_fix
+from tuber.phases.rules.base import Example, Fix, Hit, SourceFile, example
 from tuber.phases.rules.scoring import scored
 
 if TYPE_CHECKING:
@@ -109,15 +110,26 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
             if target is None:
                 continue
             pk = next(c.name for c in target.columns.values() if c.primary_key)
+            # Fixable where a migration can be written in the repository's framework (fk_migration); the
+            # plan still asks for approval: the risk matrix puts foreign key additions at 7-10.
+            fixable = not disabled and fk_fix(repo, table.name, column.name, target.name) is not None
             yield Hit(
                 line=column.line,
                 message=f"{table.name}.{column.name} holds {target.name}.{pk} values but has no foreign key "
                         f"constraint: orphaned ids are possible (make it a foreign key after auditing the data)",
                 scores=scored(CATEGORY),
                 key=f"{table.name}.{column.name}",
-                fixable=False,
+                fixable=fixable,
                 scope=f"table {table.name}",
+                data={"table": table.name, "column": column.name, "target": target.name},
             )
+
+
+def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
+    """A migration adding the constraint (NOT VALID then VALIDATE on PostgreSQL) plus the model change."""
+    if not hit.fixable:
+        return None
+    return fk_fix(repo, hit.data["table"], hit.data["column"], hit.data["target"])
 
 
 def _target(schema: Schema, table: Table, thing: str) -> Table | None:
