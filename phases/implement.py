@@ -43,7 +43,9 @@ def safety_problem(task: MicroTask, fix: Fix, before: RepoMap, after: RepoMap) -
     if remaining:
         return "the finding is still reported after the fix"
     known = {f.fingerprint for f in findings_before}
-    new = [f for f in findings_after if f.fingerprint not in known]
+    created = set(fix.files) - set(before.files)
+    new = [f for f in findings_after if f.fingerprint not in known
+           and not (f.category in fix.introduces and f.path in created)]  # declared, explained, in its new files
     if new:
         return "the fix introduces new findings: " + "; ".join(f"{f.category} at {f.path}:{f.line}" for f in new)
     return ""

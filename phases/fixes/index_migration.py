@@ -5,10 +5,13 @@
   or an `Index(...)` in `__table_args__` on the SQLAlchemy model.
 - Django: the next-numbered migration of the app with `AddIndex` (`AddIndexConcurrently`, `atomic = False`
   on PostgreSQL), plus the same `models.Index` in the model's `Meta.indexes`, so `makemigrations` stays clean.
-- SQL migrations: an up/down pair in the directory's naming style.
+- SQL migrations: an up/down pair in the directory's naming style. On PostgreSQL `CREATE INDEX CONCURRENTLY`,
+  unless the repository's own tests apply its migrations on SQLite (portable_sql_migrations): then the portable
+  `CREATE INDEX IF NOT EXISTS`, and the fix's text says how to build it concurrently in production.
 - One `schema.sql` applied at startup: `CREATE INDEX IF NOT EXISTS` appended after the table's statements
   (fresh databases and tests get it), with a down file beside it.
-- No migrations at all (`create_all`): the model declaration only.
+- SQLAlchemy Core `Table(...)`: `index=True` on the Column or an `Index(...)` argument, as for models.
+- No migrations at all (`create_all`): the model (or Core table) declaration only.
 Index names follow the names already in the schema (`ix_…`, `idx_…`, `…_idx`).
 """
 
@@ -16,11 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tuber.agent.models import RiskParts
+from tuber.phases.datamap.repo import SKIP_DIRS, is_test_path
 from tuber.phases.datamap.schema_alembic import heads, revisions
 from tuber.phases.datamap.schema_django import app_label
 from tuber.phases.datamap.schema_sql import glot_dialect, is_down_file
@@ -32,6 +37,14 @@ if TYPE_CHECKING:
     from tuber.phases.datamap.repo import RepoMap
 
 DJANGO_NAME_LIMIT = 30
+# Statements SQLite rejects or that only mean something on PostgreSQL: a migration using any of them is
+# PostgreSQL-only, whatever database the tests use.
+PG_ONLY_SQL = re.compile(
+    r"\b(?:CONCURRENTLY|BIGSERIAL|SMALLSERIAL|SERIAL|JSONB|TIMESTAMPTZ|TSVECTOR|CREATE\s+EXTENSION|CREATE\s+TYPE"
+    r"|ALTER\s+COLUMN|ADD\s+CONSTRAINT|DROP\s+CONSTRAINT|USING\s+(?:GIN|GIST|BRIN|HASH)\b|AS\s+IDENTITY"
+    r"|LANGUAGE\s+PLPGSQL)\b|::\s*[A-Za-z]|\$\$", re.IGNORECASE)
+# Test code that opens a SQLite database (a URL, the driver, an in-memory database).
+SQLITE_IN_TESTS = re.compile(r"""sqlite(?:\+\w+)?:///|sqlite3\.connect\(|["']:memory:["']""")
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,7 @@ class IndexPlan:
     columns: tuple[str, ...]
     name: str
     concurrently: bool
+    if_not_exists: bool = False  # portable SQL migrations: re-running after a manual concurrent build is a no-op
 
 
 def index_fix(repo: RepoMap, table_name: str, columns: tuple[str, ...], why: str) -> Fix | None:
@@ -56,26 +70,40 @@ def index_fix(repo: RepoMap, table_name: str, columns: tuple[str, ...], why: str
         if edited is None:
             return None
         files[model.path] = edited
+    elif table.source == "sqlalchemy" and table.path.endswith(".py"):
+        # A Core Table: declared there too, so `metadata.create_all` (tests, fresh databases) builds it.
+        core = index_models.declare_core(repo, table, plan.columns, plan.name)
+        files.update({table.path: core} if core is not None else {})
+    portable = False
     if django and model is not None:
         migration = _django_migration(repo, model.path, model.name, plan)
     elif revisions(repo.python_files()):
         migration = _alembic_revision(repo, plan)
     else:
-        migration = _sql_migration(repo, table, plan)
+        portable = plan.concurrently and portable_sql_migrations(repo)
+        migration = _sql_migration(repo, table, replace(plan, concurrently=False, if_not_exists=True) if portable else plan)
     if migration is None and not files:
         return None
     files.update(migration or {})
     where = f"{table_name} ({', '.join(columns)})"
-    concurrently = " concurrently" if plan.concurrently and migration else ""
+    concurrently = " concurrently" if plan.concurrently and migration and not portable else ""
     declared = " and ".join(part for part, done in (("on the model", model is not None),
+                                                    ("on the Core table", model is None and table.path in files),
                                                     ("in a migration", bool(migration))) if done)
+    production = (" The migration is portable SQL because the project's tests apply its migrations on SQLite, "
+                  "where CONCURRENTLY is a syntax error: on a large PostgreSQL table, build the index first with "
+                  f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {plan.name} ON {table_name} ({', '.join(columns)}) "
+                  "outside a transaction, and this migration then does nothing." if portable else "")
     return Fix(
         files=files,
         action=f"Add index {plan.name} on {where}{concurrently}, declared {declared}",
-        rollback=f"Apply the migration's down step (drop index {plan.name}) and revert the commit",
+        rollback=f"Apply the migration's down step (drop index {plan.name}) and revert the commit"
+                 + ("; on PostgreSQL, DROP INDEX CONCURRENTLY outside a transaction avoids blocking writes"
+                    if portable else ""),
         risk=RiskParts(migration_complexity=3 if plan.concurrently else 2, breaking_changes=1, data_risk=1),
         impact=f"Estimate: the query that {why} {table_name} by {', '.join(columns)} becomes an index lookup "
-               "instead of a full table scan; the gain grows with the table (not measured here).",
+               "instead of a full table scan; the gain grows with the table (not measured here)." + production,
+        introduces=("unsafe_migration",) if portable else (),
         test_requirement=f"The migration applies and rolls back cleanly; {plan.name} exists after upgrade and is "
                          "gone after downgrade; the project's tests pass.",
     )
@@ -193,6 +221,25 @@ def _django_migration(repo: RepoMap, model_path: str, model_name: str, plan: Ind
 # ---- SQL ----
 
 
+def portable_sql_migrations(repo: RepoMap) -> bool:
+    """True when the evidence says the project applies its SQL migrations on SQLite as well as PostgreSQL:
+    none of its SQL files uses PostgreSQL-only syntax, and its test code opens SQLite databases."""
+    sql = [f.text for f in repo.files.values() if f.language == "sql"]
+    if any(PG_ONLY_SQL.search(text) for text in sql):
+        return False
+    return repo.derived("tests_open_sqlite", lambda: _tests_open_sqlite(repo.root))
+
+
+def _tests_open_sqlite(root: Path) -> bool:
+    """Whether any test module or conftest under `root` opens a SQLite database (the repo map skips tests)."""
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if (is_test_path(rel) and not SKIP_DIRS & set(rel.split("/")[:-1])
+                and SQLITE_IN_TESTS.search(path.read_text(encoding="utf-8", errors="replace"))):
+            return True
+    return False
+
+
 def _sql_statements(plan: IndexPlan, database: str, if_not_exists: bool) -> tuple[str, str]:
     """(create, drop) statements, generated with sqlglot for the repository's dialect."""
     import sqlglot
@@ -233,7 +280,7 @@ def _insert_after_table(schema: str, table: str, statement: str) -> str:
 
 
 def _sql_pair(repo: RepoMap, paths: list[str], plan: IndexPlan) -> dict[str, str]:
-    create, drop = _sql_statements(plan, repo.database, if_not_exists=False)
+    create, drop = _sql_statements(plan, repo.database, if_not_exists=plan.if_not_exists)
     ups = [p for p in paths if not is_down_file(p)]
     last = ups[-1]
     folder, name = last.rsplit("/", 1) if "/" in last else ("", last)

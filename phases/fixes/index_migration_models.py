@@ -1,5 +1,6 @@
 """The model half of an index fix, edited with libcst (formatting and comments kept):
-SQLAlchemy `index=True` on one column or an `Index(...)` in `__table_args__`; Django `Meta.indexes`."""
+SQLAlchemy `index=True` on one column or an `Index(...)` in `__table_args__`; Django `Meta.indexes`;
+a SQLAlchemy Core `Table(...)`: `index=True` on its `Column(...)` or an `Index(...)` argument (declare_core)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,98 @@ def declare(repo: RepoMap, model: Model, table: Table, columns: tuple[str, ...],
     if edited is None:
         return None
     return edited.code if flask else ensure_import(edited.code, "sqlalchemy", ["Index"])
+
+
+def declare_core(repo: RepoMap, table: Table, columns: tuple[str, ...], name: str) -> str | None:
+    """`table.path` with the index declared on its Core `Table("name", metadata, ...)` call, so that
+    `metadata.create_all` (what tests often build their database with) creates it too; None when the call
+    is not found exactly once. One column whose index would get `name` anyway (SQLAlchemy's `ix_<table>_<col>`)
+    gets `index=True` on its Column; otherwise an `Index("name", ...)` argument is added to the Table."""
+    file = repo.file(table.path)
+    if file is None:
+        return None
+    module = cst.parse_module(file.text)
+    calls = [node for node in _walk_calls(module) if _is_core_table(node, table.name)]
+    if len(calls) != 1:
+        return None
+    call = calls[0]
+    new_call: cst.Call | None = None
+    if len(columns) == 1 and name == f"ix_{table.name}_{columns[0]}":
+        new_call = _core_column_index(call, columns[0])
+    if new_call is not None:
+        return _replaced(module, call, new_call)
+    prefix = code_of(call.func)[: -len("Table")]  # "", "sa." or "db.": Index is spelled like Table
+    quoted = ", ".join(f'"{c}"' for c in (name, *columns))
+    code = _replaced(module, call, _insert_positional(call, f"{prefix}Index({quoted})"))
+    return code if prefix else ensure_import(code, "sqlalchemy", ["Index"])
+
+
+def _replaced(module: cst.Module, old: cst.Call, new: cst.Call) -> str:
+    edited = module.deep_replace(old, new)
+    return edited.code if isinstance(edited, cst.Module) else module.code
+
+
+def _walk_calls(node: cst.CSTNode) -> list[cst.Call]:
+    found = [node] if isinstance(node, cst.Call) else []
+    for child in node.children:
+        found += _walk_calls(child)
+    return found
+
+
+def _string(expression: cst.BaseExpression) -> str | None:
+    if isinstance(expression, cst.SimpleString):
+        value = expression.evaluated_value
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _is_core_table(call: cst.Call, name: str) -> bool:
+    """`Table("name", metadata, ...)` / `sa.Table(...)` / `db.Table(...)`."""
+    return (_callee(call) == "Table" and len(call.args) >= 2 and call.args[0].keyword is None
+            and _string(call.args[0].value) == name)
+
+
+def _core_column_index(table_call: cst.Call, column: str) -> cst.Call | None:
+    """The Table call with `index=True` on `Column("column", ...)`, or None when that Column is not there."""
+    for position, arg in enumerate(table_call.args):
+        value = arg.value
+        if (isinstance(value, cst.Call) and _callee(value) == "Column" and value.args
+                and _string(value.args[0].value) == column):
+            if any(a.keyword is not None and a.keyword.value in ("index", "unique", "primary_key") for a in value.args):
+                return None  # an explicit index=False/unique/primary key: not ours to override
+            args = list(table_call.args)
+            args[position] = arg.with_changes(value=add_keyword(value, "index", "True"))
+            return table_call.with_changes(args=args)
+    return None
+
+
+def _insert_positional(call: cst.Call, code: str) -> cst.Call:
+    """`call` with one more positional argument after its last positional one, in the call's layout."""
+    args = list(call.args)
+    at = max((i + 1 for i, a in enumerate(args) if a.keyword is None and not a.star), default=0)
+    new = cst.Arg(value=cst.parse_expression(code))
+    previous = args[at - 1]
+    if at == len(args) and not isinstance(previous.comma, cst.Comma):
+        args[at - 1] = previous.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+    elif at == len(args):  # a trailing comma: the new argument takes the last one's place and layout
+        separator = args[at - 2].comma if at > 1 and isinstance(args[at - 2].comma, cst.Comma) else cst.Comma(
+            whitespace_after=cst.SimpleWhitespace(" "))
+        new = new.with_changes(comma=previous.comma)
+        args[at - 1] = previous.with_changes(comma=_without_comments(separator))
+    else:
+        new = new.with_changes(comma=_without_comments(previous.comma))
+    return call.with_changes(args=[*args[:at], new, *args[at:]])
+
+
+def _without_comments(comma: cst.Comma | cst.MaybeSentinel) -> cst.Comma:
+    """The comma's layout (same line or next line, same indent) without the comments and blank lines that
+    belong to the argument after it."""
+    if not isinstance(comma, cst.Comma):
+        return cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+    after = comma.whitespace_after
+    if isinstance(after, cst.ParenthesizedWhitespace):
+        after = after.with_changes(first_line=cst.TrailingWhitespace(), empty_lines=[])
+    return comma.with_changes(whitespace_after=after)
 
 
 def _is_fk(table: Table, column: str) -> bool:

@@ -21,7 +21,15 @@ from pathlib import Path
 
 from tuber.agent.adapters.db import QueryFailed, sqlite_session
 from tuber.agent.models import Measurement
-from tuber.phases.verification.migrations import Target, alembic_command, alembic_ini, django_migrate, sql_step
+from tuber.phases.datamap.schema_sql import DDL, is_down_file
+from tuber.phases.verification.migrations import (
+    Target,
+    _sql_part,
+    alembic_command,
+    alembic_ini,
+    django_migrate,
+    sql_step,
+)
 from tuber.phases.verification.proof import Context, Proof
 from tuber.phases.verification.query_shape import allowed_literals, check_clauses, finding_query
 
@@ -47,10 +55,10 @@ def build_schema(ctx: Context, tree: Path, path: Path | Target) -> str:
     if any(True for _ in tree.glob("manage.py")) or any(True for _ in tree.glob("*/manage.py")):
         ok, output = django_migrate(ctx, tree, target)
         return "" if ok else f"manage.py migrate failed: {output.strip()[-300:]}"
-    sources = [p for p in _python_files(tree) if p.suffix == ".sql" and "CREATE TABLE" in p.read_text(errors="replace").upper()]
+    sources = _sql_sources(tree)
     if sources:
-        for source in sorted(sources, key=lambda p: (("migration" not in str(p)), str(p))):
-            ok, output = sql_step(target, source.read_text(encoding="utf-8", errors="replace"))
+        for source in sources:
+            ok, output = sql_step(target, _sql_part(source.read_text(encoding="utf-8", errors="replace"), down=False))
             if not ok:
                 return f"{source.relative_to(tree)}: {output}"
         return ""
@@ -64,6 +72,16 @@ def build_schema(ctx: Context, tree: Path, path: Path | Target) -> str:
     done = ctx.sandbox.run([ctx.settings.python, str(SCHEMA_RUNNER), str(tree), where, *modules], tree,
                            timeout=ctx.settings.verify.timeout)
     return "" if done.ok else f"creating the SQLAlchemy tables failed: {done.output.strip()[-300:]}"
+
+
+def _sql_sources(tree: Path) -> list[Path]:
+    """The SQL files that build the schema, migrations first, in order: every up file with a CREATE TABLE, and
+    the up files beside them that only add indexes or alter tables (later migrations, a branch's new index)."""
+    ddl = {p: p.read_text(errors="replace") for p in _python_files(tree)
+           if p.suffix == ".sql" and not is_down_file(p.relative_to(tree).as_posix())}
+    homes = {p.parent for p, text in ddl.items() if "CREATE TABLE" in text.upper()}
+    chosen = [p for p, text in ddl.items() if p.parent in homes and DDL.search(text)]
+    return sorted(chosen, key=lambda p: (("migration" not in str(p)), str(p)))
 
 
 def _python_files(tree: Path) -> list[Path]:

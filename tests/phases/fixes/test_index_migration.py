@@ -13,8 +13,9 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, inspect
+from tuber.agent.adapters.db import PostgresServer, postgres_schema, run_script
 from tuber.phases.datamap.repo import load_repo
-from tuber.phases.fixes.index_migration import index_fix
+from tuber.phases.fixes.index_migration import index_fix, portable_sql_migrations
 
 
 def write(root: Path, files: dict[str, str]) -> None:
@@ -242,3 +243,48 @@ def test_unknown_tables_and_columns_get_no_fix(tmp_path: Path) -> None:
     repo = load_repo(tmp_path)
     assert index_fix(repo, "missing", ("id",), "filters") is None
     assert index_fix(repo, "notes", ("nope",), "filters") is None
+
+
+PG_APP = {"app/db.py": "import psycopg\n\n\ndef connect(url):\n    return psycopg.connect(url)\n"}
+SQLITE_CONFTEST = {"tests/conftest.py": 'URL = "sqlite:///" + "/tmp/app.db"\n'}
+
+
+def test_sql_migrations_the_tests_run_on_sqlite_stay_portable(tmp_path: Path, postgres: PostgresServer) -> None:
+    """A PostgreSQL app whose own tests apply its migrations on SQLite: CONCURRENTLY would break them."""
+    write(tmp_path, {**PG_APP, **SQLITE_CONFTEST,
+                     "app/migrations/0001_init.up.sql": SCHEMA,
+                     "app/migrations/0001_init.down.sql": "DROP TABLE tags;\nDROP TABLE notes;\n"})
+    repo = load_repo(tmp_path)
+    assert repo.database == "postgresql" and portable_sql_migrations(repo)
+    fix = index_fix(repo, "notes", ("notebook_id",), "filters")
+    assert fix is not None
+    up = fix.files["app/migrations/0002_add_idx_notes_notebook_id.up.sql"]
+    down = fix.files["app/migrations/0002_add_idx_notes_notebook_id.down.sql"]
+    assert "CONCURRENTLY" not in up + down and "IF NOT EXISTS" in up
+    assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_notes_notebook_id" in fix.impact
+    assert "CONCURRENTLY" in fix.rollback and "concurrently" not in fix.action
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(textwrap.dedent(SCHEMA))
+    conn.executescript(up)
+    conn.executescript(up)  # after a manual concurrent build in production, the migration is a no-op
+    assert _sqlite_indexes(conn) == {"idx_notes_notebook_id"}
+    conn.executescript(down)
+    assert _sqlite_indexes(conn) == set()
+    postgres.create_database("tuber_portable_index")
+    conninfo = postgres.conninfo("tuber_portable_index")
+    run_script(None, conninfo, textwrap.dedent(SCHEMA), 5000)
+    run_script(None, conninfo, up, 5000)
+    assert any("idx_notes_notebook_id" in item for item in postgres_schema(conninfo))
+
+
+@pytest.mark.parametrize("evidence", [
+    {"app/migrations/0001_init.up.sql": SCHEMA + "ALTER TABLE notes ADD COLUMN doc JSONB;\n", **SQLITE_CONFTEST},
+    {"app/migrations/0001_init.up.sql": SCHEMA},  # no tests on SQLite
+], ids=["postgresql-only-migrations", "no-sqlite-tests"])
+def test_postgresql_only_sql_migrations_build_the_index_concurrently(tmp_path: Path, evidence: dict[str, str]) -> None:
+    write(tmp_path, {**PG_APP, **evidence, "app/migrations/0001_init.down.sql": "DROP TABLE notes;\n"})
+    repo = load_repo(tmp_path)
+    assert not portable_sql_migrations(repo)
+    fix = index_fix(repo, "notes", ("notebook_id",), "filters")
+    assert fix is not None and "concurrently" in fix.action
+    assert fix.files["app/migrations/0002_add_idx_notes_notebook_id.up.sql"].startswith("CREATE INDEX CONCURRENTLY")
