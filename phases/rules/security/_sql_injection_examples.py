@@ -222,7 +222,101 @@ INVALID: list[Example] = [
 
         def listing(conn, sort):
             return conn.execute(f"SELECT * FROM notes ORDER BY {sort}").fetchall()
-        """, note="sqlite3: identifier from the caller, no whitelist: reported, not fixable"),
+        """, note="sqlite3: identifier from the caller, table unknown to the schema: reported, not fixable"),
+    example(
+        """
+        import sqlite3
+
+        SCHEMA = "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, created_at TEXT)"
+
+
+        def listing(conn, sort="name", direction="asc"):
+            return conn.execute(f"SELECT id, name FROM users ORDER BY {sort} {direction}").fetchall()
+        """,
+        """
+        import sqlite3
+
+        SCHEMA = "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, created_at TEXT)"
+
+
+        _USERS_SORT_COLUMNS = {"id": "id", "name": "name", "created_at": "created_at"}
+        _SORT_DIRECTIONS = {"asc": "ASC", "desc": "DESC", "ASC": "ASC", "DESC": "DESC"}
+
+
+        def listing(conn, sort="name", direction="asc"):
+            sort_column = _USERS_SORT_COLUMNS.get(sort, "name")
+            safe_direction = _SORT_DIRECTIONS.get(direction, "ASC")
+            return conn.execute(f"SELECT id, name FROM users ORDER BY {sort_column} {safe_direction}").fetchall()
+        """, note="sqlite3: ORDER BY column and direction looked up in whitelists (schema columns, ASC/DESC), "
+                  "the code's own defaults kept"),
+    example(
+        """
+        from sqlalchemy import Column, Integer, String, text
+        from sqlalchemy.orm import declarative_base
+
+        Base = declarative_base()
+
+
+        class Post(Base):
+            __tablename__ = "posts"
+            id = Column(Integer, primary_key=True)
+            title = Column(String(200))
+            author = Column(String(80))
+
+
+        def posts_by(session, author, sort):
+            sql = f"SELECT id, title FROM posts WHERE author = '{author}' ORDER BY {sort} DESC"
+            return session.execute(text(sql)).all()
+        """,
+        """
+        from sqlalchemy import Column, Integer, String, text
+        from sqlalchemy.orm import declarative_base
+
+        Base = declarative_base()
+
+
+        class Post(Base):
+            __tablename__ = "posts"
+            id = Column(Integer, primary_key=True)
+            title = Column(String(200))
+            author = Column(String(80))
+
+
+        _POSTS_SORT_COLUMNS = {"id": "id", "title": "title", "author": "author"}
+
+
+        def posts_by(session, author, sort):
+            sort_column = _POSTS_SORT_COLUMNS.get(sort, "id")
+            sql = f"SELECT id, title FROM posts WHERE author = :author ORDER BY {sort_column} DESC"
+            return session.execute(text(sql), {"author": author}).all()
+        """, note="SQLAlchemy text(): the ORDER BY column from the model's columns, the value bound as :author"),
+    example(
+        """
+        import psycopg
+
+        SCHEMA = "CREATE TABLE customers (id serial PRIMARY KEY, email text, name text)"
+
+
+        def column_value(conn, column, customer_id):
+            with conn.cursor() as cur:
+                cur.execute("SELECT %s FROM customers WHERE id = %%s" % column, (customer_id,))
+                return cur.fetchone()
+        """,
+        """
+        import psycopg
+
+        SCHEMA = "CREATE TABLE customers (id serial PRIMARY KEY, email text, name text)"
+
+
+        _CUSTOMERS_COLUMNS = {"id": "id", "email": "email", "name": "name"}
+
+
+        def column_value(conn, column, customer_id):
+            with conn.cursor() as cur:
+                safe_column = _CUSTOMERS_COLUMNS.get(column, "id")
+                cur.execute("SELECT %s FROM customers WHERE id = %%s" % safe_column, (customer_id,))
+                return cur.fetchone()
+        """, database="postgresql", note="psycopg: a %s-formatted column name looked up in the table's columns"),
     example(
         """
         import psycopg

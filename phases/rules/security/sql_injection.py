@@ -34,15 +34,18 @@ fixed (fixable=False). Scores: the category baseline; the message says when the 
 from __future__ import annotations
 
 import ast
+import dataclasses
 from collections.abc import Iterable, Iterator
 
 from tuber.agent.models import RiskParts
 from tuber.phases.datamap.calls import Place, callers, endpoint_reaching, resolve_call
 from tuber.phases.datamap.repo import RepoMap
 from tuber.phases.fixes.bind_params import BindPlan, bind
+from tuber.phases.fixes.identifier_whitelist import WhitelistPlan, add_constants, add_lookups
 from tuber.phases.rules.base import Fix, Hit, SourceFile, dotted_name, enclosing_function, walk_with_parents
 from tuber.phases.rules.scoring import scored
 from tuber.phases.rules.security._sql_fixable import bindable
+from tuber.phases.rules.security._sql_identifiers import identifier_parts, whitelist_plan
 from tuber.phases.rules.security._sql_injection_examples import INVALID, VALID
 from tuber.phases.rules.security._sql_sinks import (
     RUNNERS,
@@ -108,15 +111,22 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterable[Hit]:
 def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
     """Bind the tainted values as query parameters (see the module docstring)."""
     plan: BindPlan | None = hit.data.get("plan")
-    if plan is None:
+    whitelist: WhitelistPlan | None = hit.data.get("whitelist")
+    if plan is None and whitelist is None:
         return None
-    new_text = bind(file.text, plan)
+    new_text = _rewritten(file.text, plan, whitelist)
     if new_text is None or new_text == file.text:
         return None
     values = ", ".join(hit.data.get("values", ())) or "the interpolated values"
+    action = f"Bind {values} as query parameters instead of formatting them into the SQL in {file.path}"
+    if whitelist is not None:
+        looked_up = ", ".join(f"{lk.code} in {lk.constant}" for lk in whitelist.lookups)
+        action = (f"Look up {looked_up} (allowed names from the schema; unknown names fall back to the default)"
+                  + (" and bind the other values as query parameters" if plan is not None else "")
+                  + f" instead of formatting them into the SQL in {file.path}")
     return Fix(
         files={file.path: new_text},
-        action=f"Bind {values} as query parameters instead of formatting them into the SQL in {file.path}",
+        action=action,
         rollback=f"git revert the commit (one call site in {file.path}; no schema or data change)",
         risk=RiskParts(migration_complexity=1, breaking_changes=2, data_risk=1),
         impact="Closes a SQL injection: attacker text is sent as data, never parsed as SQL (estimate: same "
@@ -202,15 +212,64 @@ def _hit(file: SourceFile, repo: RepoMap, call: ast.Call, parents: tuple[ast.AST
     message = (f"SQL built with {' and '.join(hows) or 'string formatting'} from {', '.join(values[:3])} "
                f"runs through {sink}" + (" with values from the request" if from_request else "")
                + "; bind them as parameters")
-    bind_plan = _plan(file, repo, call, parents, kind, sql, tainted, scope, names) if plan else None
+    idents = identifier_parts(parts, tainted) if plan else []
+    whitelist = _whitelist(file, repo, call, parents, sql, idents, scope) if idents else None
+    values_only = [p for p in tainted if p not in idents]
+    bind_plan = _plan(file, repo, call, parents, kind, sql, values_only, scope, names) if plan and values_only \
+        else None
     # a cheap static mirror of what bind() accepts: running the libcst rewrite per hit costs seconds on big trees
     fixable = bind_plan is not None and bindable(call, kind, bind_plan, scope)
+    if idents:
+        # identifiers are rare: run the real rewrite to decide, so DIAGNOSE and fix() cannot disagree
+        fixable = whitelist is not None and (fixable or not values_only) \
+            and _rewritten(file.text, bind_plan, whitelist) is not None
     symbol = ".".join(p.name for p in parents if isinstance(p, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef))
     return Hit(
         line=call.lineno, end_line=call.end_lineno or call.lineno, message=message, scores=scored(CATEGORY),
         symbol=symbol, key=f"{sink}:{','.join(values)}", fixable=fixable, context=context,
-        data={"plan": bind_plan if fixable else None, "values": values},
+        data={"plan": bind_plan if fixable else None, "whitelist": whitelist if fixable else None, "values": values},
     )
+
+
+def _whitelist(file: SourceFile, repo: RepoMap, call: ast.Call, parents: tuple[ast.AST, ...], sql: ast.expr,
+               idents: list[Part], scope: Scope) -> WhitelistPlan | None:
+    """The lookup plan for tainted identifiers, when the SQL is built in this statement or one assignment."""
+    func = enclosing_function(parents)
+    if func is None:
+        return None
+    target: ast.expr = sql
+    stmt = next((p for p in reversed(parents) if isinstance(p, ast.stmt)), None)
+    if isinstance(sql, ast.Name):
+        bindings = [(s, v) for s, v, t in function_assignments(func) if t == sql.id]
+        if len(bindings) != 1 or not isinstance(bindings[0][0], ast.Assign) or bindings[0][1] is None \
+                or bindings[0][0].lineno >= call.lineno:
+            return None
+        stmt, target = bindings[0][0], bindings[0][1]
+    inside = {id(n) for n in ast.walk(target)}
+    if stmt is None or any(p.node is None or id(p.node) not in inside for p in idents):
+        return None
+    return whitelist_plan(file, repo, scope, target, stmt, idents)
+
+
+def _rewritten(text: str, plan: BindPlan | None, whitelist: WhitelistPlan | None) -> str | None:
+    """The module with identifiers looked up in whitelists (if any) and values bound (if any)."""
+    if whitelist is None:
+        return bind(text, plan) if plan is not None else None
+    new_text = add_lookups(text, whitelist)
+    if new_text is not None and plan is not None:
+        # the lookups add one line each before the SQL-building statement: move the bind plan's lines with it
+        shift = len(whitelist.lookups)
+        start = whitelist.stmt_line
+
+        def moved(line: int) -> int:
+            return line + shift if line >= start else line
+
+        plan = dataclasses.replace(
+            plan, call=(moved(plan.call[0]), plan.call[1]),
+            runner=(moved(plan.runner[0]), plan.runner[1]) if plan.runner else None,
+            assign_line=moved(plan.assign_line) if plan.assign_line else 0)
+        new_text = bind(new_text, plan)
+    return add_constants(new_text, whitelist) if new_text is not None else None
 
 
 def _plan(file: SourceFile, repo: RepoMap, call: ast.Call, parents: tuple[ast.AST, ...], kind: str, sql: ast.expr,
