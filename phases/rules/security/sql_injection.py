@@ -26,9 +26,12 @@ cur.execute("SELECT * FROM users WHERE username = ?", (username,))
 The fix binds every tainted value as a parameter in the driver's own style (`?` for sqlite3, `%s` for
 psycopg and Django, `:name` for SQLAlchemy `text()`), keeping existing parameters in placeholder order. A
 value that sat inside a SQL string literal replaces the whole literal (`LIKE '%{term}%'` becomes `LIKE ?`
-with `f"%{term}%"`), so honest input gives the same rows. Values in identifier positions (ORDER BY, table
-names), SQL built in another function, `executescript`/`executemany` and `+=` chains are reported but not
-fixed (fixable=False). Scores: the category baseline; the message says when the value comes from the request.
+with `f"%{term}%"`), so honest input gives the same rows. A value in an identifier position (ORDER BY column
+or direction, a column or table name) is looked up in a module-level mapping of allowed names from the schema
+map (the columns of the table the statement reads; ASC/DESC; tables having every column it names), with the
+code's own default or the first allowed name as fallback (`_sql_identifiers`, `fixes/identifier_whitelist`):
+valid names give the same SQL, anything else the default; an unknown table keeps it fixable=False. SQL built
+in another function, `executescript`/`executemany` and `+=` chains are reported but not fixed (fixable=False). Scores: the category baseline; the message says when the value comes from the request.
 """
 
 from __future__ import annotations

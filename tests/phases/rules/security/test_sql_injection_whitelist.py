@@ -151,3 +151,24 @@ def test_the_flask_wiki_order_by_is_fixable_with_its_own_default() -> None:
     fix = sql_injection.fix(hit, source, repo)
     assert fix is not None
     assert 'order_column = _PAGES_SORT_COLUMNS.get(order, "updated_at")' in fix.files["wiki/search.py"]
+
+
+def test_a_table_name_is_looked_up_among_the_tables_that_have_the_columns_it_reads() -> None:
+    text = fixed_text('''
+        import psycopg
+
+        SCHEMA = """
+        CREATE TABLE customers (id serial PRIMARY KEY, email text, name text);
+        CREATE TABLE archived_customers (id serial PRIMARY KEY, email text, name text, archived_at text);
+        CREATE TABLE orders (id serial PRIMARY KEY, total int);
+        """
+
+
+        def find(conn, table, email):
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT id, name FROM {table} WHERE email = '{email}'")
+                return cur.fetchone()
+        ''', "postgresql")
+    assert '_ALLOWED_TABLES = {"customers": "customers", "archived_customers": "archived_customers"}' in text
+    assert 'safe_table = _ALLOWED_TABLES.get(table, "customers")' in text
+    assert 'cur.execute(f"SELECT id, name FROM {safe_table} WHERE email = %s", (email,))' in text
