@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 from tuber.agent.models import RiskParts
+from tuber.phases.datamap.schema_alembic import revisions
 from tuber.phases.datamap.schema_django import app_label
 from tuber.phases.datamap.schema_sql import is_down_file
 from tuber.phases.fixes import index_migration as im
@@ -66,7 +67,7 @@ def fk_fix(repo: RepoMap, table_name: str, column: str, target_name: str) -> Fix
     files: dict[str, str] | None
     if model is not None and model.framework == "django":
         files = _django(repo, model, table, plan)
-    elif model is not None and im.revisions(repo.python_files()):
+    elif model is not None and revisions(repo.python_files()):
         edited = _sqlalchemy_model(repo, model, plan)
         revision = _alembic_revision(repo, table, plan)
         files = {model.path: edited, **revision} if edited is not None and revision is not None else None

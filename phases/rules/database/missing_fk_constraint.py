@@ -49,6 +49,39 @@ RELATION = re.compile(r"^(ForeignKey|OneToOneField)\(")  # a relation the schema
 INTEGER = re.compile(r"^(Integer|BigInteger|SmallInteger|int|INT|INTEGER|BIGINT|SMALLINT|"
                      r"(Positive)?(Big|Small)?IntegerField)\b")
 
+_DJANGO_MODELS = """\
+from django.db import models
+
+
+class Branch(models.Model):
+    name = models.CharField(max_length=100)
+
+
+class Book(models.Model):
+    title = models.CharField(max_length=200)
+    branch_id = models.IntegerField(db_index=True)
+"""
+_DJANGO_INITIAL = """\
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    initial = True
+    dependencies = []
+    operations = [
+        migrations.CreateModel(name="Branch", fields=[
+            ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+            ("name", models.CharField(max_length=100)),
+        ]),
+        migrations.CreateModel(name="Book", fields=[
+            ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+            ("title", models.CharField(max_length=200)),
+            ("branch_id", models.IntegerField(db_index=True)),
+        ]),
+    ]
+"""
+
+
 VALID: list[Example] = [
     example("""
         from django.db import models
@@ -93,6 +126,28 @@ INVALID: list[Example] = [
             id = Column(Integer, primary_key=True)
             customer_id = Column(Integer, nullable=False)
         """, path="models.py"),
+    Example(files={"library/models.py": _DJANGO_MODELS, "library/migrations/0001_initial.py": _DJANGO_INITIAL},
+            fixed={"library/models.py": _DJANGO_MODELS.replace(
+                "    branch_id = models.IntegerField(db_index=True)\n",
+                '    branch = models.ForeignKey(Branch, on_delete=models.DO_NOTHING, db_index=True, db_column="branch_id")\n'),
+                   "library/migrations/0002_book_branch_fk.py": (
+                       'from django.db import migrations, models\n'
+                       '\n'
+                       '\n'
+                       'class Migration(migrations.Migration):\n'
+                       '\n'
+                       '    dependencies = [\n'
+                       '        ("library", "0001_initial"),\n'
+                       '    ]\n'
+                       '\n'
+                       '    operations = [\n'
+                       '        # The column keeps its name: pin it, so that the rename below changes the state only.\n'
+                       '        migrations.AlterField(model_name="book", name="branch_id", field=models.IntegerField(db_index=True, db_column="branch_id")),\n'
+                       '        migrations.RenameField(model_name="book", old_name="branch_id", new_name="branch"),\n'
+                       '        migrations.AlterField(model_name="book", name="branch", field=models.ForeignKey(on_delete=models.DO_NOTHING, to="library.branch", db_index=True, db_column="branch_id")),\n'
+                       '    ]\n')},
+            note="Django with migrations: the same column becomes a ForeignKey; AlterField pins it, RenameField "
+                 "moves the state, AlterField adds the constraint", database="sqlite"),
 ]
 
 
