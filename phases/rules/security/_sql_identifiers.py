@@ -28,6 +28,10 @@ _AFTER_SORT_ITEM = re.compile(r"\border\s+by\s+(?:[\w.\"`]+(?:\s+(?:asc|desc))?\
 _DIRECTIONS = (("asc", "ASC"), ("desc", "DESC"), ("ASC", "ASC"), ("DESC", "DESC"))
 
 
+# Sorting or selecting by a secret column leaks its ordering (a timing/oracle side channel): never whitelisted.
+SECRET_COLUMN = re.compile(r"pass(word)?|pwd|hash|secret|token|api_?key|salt|otp|pin_code", re.IGNORECASE)
+
+
 def identifier_parts(parts: list[Part], tainted: list[Part]) -> list[Part]:
     """The tainted parts outside SQL string literals and not where a value can stand (the same scan as
     `bind()`): binding cannot fix them."""
@@ -142,7 +146,8 @@ def _allowed(tree: exp.Expr, mark: str, repo: RepoMap) -> tuple[str, tuple[tuple
             return None
         where = "SORT_COLUMNS" if column.find_ancestor(exp.Order) is not None else "COLUMNS"
         label = re.sub(r"\W+", "_", name).upper().strip("_")
-        return f"{label}_{where}", tuple((c, c) for c in known.columns)
+        allowed = tuple((c, c) for c in known.columns if not SECRET_COLUMN.search(c))
+        return (f"{label}_{where}", allowed) if allowed else None
     return None
 
 

@@ -172,3 +172,10 @@ def test_a_table_name_is_looked_up_among_the_tables_that_have_the_columns_it_rea
     assert '_ALLOWED_TABLES = {"customers": "customers", "archived_customers": "archived_customers"}' in text
     assert 'safe_table = _ALLOWED_TABLES.get(table, "customers")' in text
     assert 'cur.execute(f"SELECT id, name FROM {safe_table} WHERE email = %s", (email,))' in text
+
+
+def test_secret_columns_are_never_whitelisted() -> None:
+    from tuber.phases.rules.security._sql_identifiers import SECRET_COLUMN
+
+    assert all(SECRET_COLUMN.search(c) for c in ("password_hash", "api_key", "reset_token", "salt"))
+    assert not any(SECRET_COLUMN.search(c) for c in ("name", "created_at", "title", "updated_at", "email"))
