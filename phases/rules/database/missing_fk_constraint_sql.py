@@ -20,7 +20,8 @@ ALTER TABLE orders VALIDATE CONSTRAINT orders_customer_fk;
 ```
 
 ## Fix safety
-Not fixable automatically: orphaned ids must be audited first.
+Fixable on PostgreSQL migrations (an up/down pair, NOT VALID then VALIDATE); the plan asks for approval
+(risk 7: orphaned ids make VALIDATE fail). SQLite cannot add a constraint to an existing table: not fixable.
 Scores: `scored("missing_fk_constraint")`: the low baseline (10.7), since the fix needs a data audit (risk 6).
 """
 
@@ -29,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from tuber.phases.rules.base import Example, Hit, SourceFile, example
+from tuber.phases.rules.base import Example, Fix, Hit, SourceFile, example
 from tuber.phases.rules.database import missing_fk_constraint as python_rule
 
 if TYPE_CHECKING:
@@ -61,10 +62,25 @@ INVALID: list[Example] = [
             quantity INTEGER NOT NULL
         );
         """, path="migrations/0001_init.up.sql"),
+    Example(files={"db/migrations/0001_init.up.sql": "CREATE TABLE items (id INTEGER PRIMARY KEY);\n"
+                                                     "CREATE TABLE moves (id INTEGER PRIMARY KEY, item_id INTEGER);\n",
+                   "db/migrations/0001_init.down.sql": "DROP TABLE moves;\nDROP TABLE items;\n"},
+            fixed={"db/migrations/0002_add_moves_item_id_fkey.up.sql":
+                   "ALTER TABLE moves ADD CONSTRAINT moves_item_id_fkey FOREIGN KEY (item_id) REFERENCES items (id) "
+                   "NOT VALID;\n-- Existing rows are checked in a second step, under a lock that lets reads and "
+                   "writes go on.\nALTER TABLE moves VALIDATE CONSTRAINT moves_item_id_fkey;\n",
+                   "db/migrations/0002_add_moves_item_id_fkey.down.sql":
+                   "ALTER TABLE moves DROP CONSTRAINT IF EXISTS moves_item_id_fkey;\n"},
+            note="PostgreSQL migrations: NOT VALID, then VALIDATE; the down file drops it", database="postgresql"),
 ]
 
 
 def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
     """One hit per unreferenced `<thing>_id` column this SQL file defines."""
     yield from python_rule.detect(file, repo)
+
+
+def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
+    """The PostgreSQL up/down pair (see fk_migration); SQLite schemas get none (hits stay not fixable)."""
+    return python_rule.fix(hit, file, repo)
 
