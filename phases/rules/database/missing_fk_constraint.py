@@ -22,8 +22,11 @@ branch = models.ForeignKey(Branch, on_delete=models.PROTECT)
 ```
 
 ## Fix safety
-Not fixable automatically: adding the constraint fails on existing orphaned ids, so it needs a data audit
-(and often a cleanup) first, and on large tables a NOT VALID / VALIDATE sequence. Scores:
+Fixable where a migration can be written in the repository's framework (phases/fixes/fk_migration.py):
+Alembic (batch mode; NOT VALID then VALIDATE on PostgreSQL), Django (the `<x>_id` IntegerField becomes
+`ForeignKey(..., db_column="<x>_id", on_delete=DO_NOTHING)` on the same column), PostgreSQL SQL up/down files.
+Not safe: orphaned ids make the migration fail, so it needs a data audit first; risk 7 (the matrix puts foreign
+key additions at 7-10), so the plan asks for approval. Scores:
 `scored("missing_fk_constraint")`.
 '''
 
