@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import difflib
 import fnmatch
 
 from tuber.agent.models import Finding
 from tuber.phases.datamap.repo import RepoMap
-from tuber.phases.diagnose import fingerprint, hits_in
+from tuber.phases.diagnose import fingerprint, hits_in, scan
 from tuber.phases.rules import catalogue
 from tuber.phases.rules.base import Fix
 
@@ -69,3 +70,25 @@ def propose(finding: Finding, repo: RepoMap, protected_paths: tuple[str, ...] = 
             return None, f"the fix would change protected paths: {', '.join(touched)}"
         return fix, ""
     return None, "the finding is no longer reported at that place"
+
+
+def fix_problem(fingerprints: tuple[str, ...], paths: tuple[str, ...], fix: Fix, before: RepoMap,
+                after: RepoMap) -> str:
+    """The safety net: every patched Python file parses, the claimed findings are gone, and no finding is new
+    (a generated migration must pass Tuber's own unsafe-migration rules like any other code)."""
+    for path, text in fix.files.items():
+        if path.endswith(".py"):
+            try:
+                ast.parse(text, filename=path)
+            except SyntaxError as error:
+                return f"the patched {path} does not parse (line {error.lineno})"
+    scope = {*fix.files, *paths}
+    findings_before, _ = scan(before, paths=scope)
+    findings_after, _ = scan(after, paths=scope)
+    if set(fingerprints) & {f.fingerprint for f in findings_after}:
+        return "the finding is still reported after the fix"
+    known = {f.fingerprint for f in findings_before}
+    new = [f for f in findings_after if f.fingerprint not in known]
+    if new:
+        return "the fix introduces new findings: " + "; ".join(f"{f.category} at {f.path}:{f.line}" for f in new)
+    return ""

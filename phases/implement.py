@@ -11,7 +11,6 @@ fails on the base commit; it is committed with its task. Otherwise the fix ships
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,8 +19,7 @@ from tuber.agent.adapters.git import Worktree
 from tuber.agent.models import Diagnosis, Finding, MicroTask, Patch, Plan, Stop, StopCondition, TaskResult
 from tuber.phases import nanotests
 from tuber.phases.datamap.repo import RepoMap
-from tuber.phases.diagnose import scan
-from tuber.phases.fixing import fix_size, propose
+from tuber.phases.fixing import fix_problem, fix_size, propose
 from tuber.phases.plan import JOURNAL_RESERVE
 from tuber.phases.rules.base import Fix
 
@@ -29,26 +27,8 @@ log = structlog.get_logger("tuber.implement")
 
 
 def safety_problem(task: MicroTask, fix: Fix, before: RepoMap, after: RepoMap) -> str:
-    """Why this fix must not ship, or '' when it passes the safety net."""
-    for path, text in fix.files.items():
-        if path.endswith(".py"):
-            try:
-                ast.parse(text, filename=path)
-            except SyntaxError as error:
-                return f"the patched {path} does not parse (line {error.lineno})"
-    paths = {*fix.files, *(p for p in task.paths)}
-    findings_before, _ = scan(before, paths=paths)
-    findings_after, _ = scan(after, paths=paths)
-    remaining = set(task.fingerprints) & {f.fingerprint for f in findings_after}
-    if remaining:
-        return "the finding is still reported after the fix"
-    known = {f.fingerprint for f in findings_before}
-    created = set(fix.files) - set(before.files)
-    new = [f for f in findings_after if f.fingerprint not in known
-           and not (f.category in fix.introduces and f.path in created)]  # declared, explained, in its new files
-    if new:
-        return "the fix introduces new findings: " + "; ".join(f"{f.category} at {f.path}:{f.line}" for f in new)
-    return ""
+    """Why this task's fix must not ship, or '' when it passes the safety net."""
+    return fix_problem(task.fingerprints, task.paths, fix, before, after)
 
 
 def implement(plan: Plan, diagnosis: Diagnosis, worktree: Worktree, base_commit: str, branch: str,

@@ -23,7 +23,7 @@ from tuber.agent.models import (
 )
 from tuber.phases import nanotests
 from tuber.phases.datamap.repo import RepoMap
-from tuber.phases.fixing import fix_size, propose
+from tuber.phases.fixing import fix_problem, fix_size, propose
 from tuber.phases.rules.base import Fix
 
 MAX_TASKS = 5
@@ -85,6 +85,10 @@ def _draft(opportunity: Opportunity, findings: dict[str, Finding], repo: RepoMap
         fix, reason = propose(finding, current, limits.protected_paths)
         if fix is None:
             notes.append((fp, f"{where}: {reason}"))
+            continue
+        problem = fix_problem((fp,), (finding.path,), fix, current, current.with_files(fix.files))
+        if problem:
+            notes.append((fp, f"{where}: {problem}"))  # IMPLEMENT would drop it: consider the next one now
             continue
         added, _ = fix_size(fix, current)
         if added > budget:

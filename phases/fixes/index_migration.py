@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,36 +74,30 @@ def index_fix(repo: RepoMap, table_name: str, columns: tuple[str, ...], why: str
         # A Core Table: declared there too, so `metadata.create_all` (tests, fresh databases) builds it.
         core = index_models.declare_core(repo, table, plan.columns, plan.name)
         files.update({table.path: core} if core is not None else {})
-    portable = False
-    if django and model is not None:
+    kind = migration_kind(repo, table)
+    if kind == "declined":
+        return None  # a portable migration would be a blocking build in production; see blocked_on_postgres
+    if kind == "django" and model is not None:
         migration = _django_migration(repo, model.path, model.name, plan)
-    elif revisions(repo.python_files()):
+    elif kind == "alembic":
         migration = _alembic_revision(repo, plan)
     else:
-        portable = plan.concurrently and portable_sql_migrations(repo)
-        migration = _sql_migration(repo, table, replace(plan, concurrently=False, if_not_exists=True) if portable else plan)
+        migration = _sql_migration(repo, table, plan)
     if migration is None and not files:
         return None
     files.update(migration or {})
     where = f"{table_name} ({', '.join(columns)})"
-    concurrently = " concurrently" if plan.concurrently and migration and not portable else ""
+    concurrently = " concurrently" if plan.concurrently and migration else ""
     declared = " and ".join(part for part, done in (("on the model", model is not None),
                                                     ("on the Core table", model is None and table.path in files),
                                                     ("in a migration", bool(migration))) if done)
-    production = (" The migration is portable SQL because the project's tests apply its migrations on SQLite, "
-                  "where CONCURRENTLY is a syntax error: on a large PostgreSQL table, build the index first with "
-                  f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {plan.name} ON {table_name} ({', '.join(columns)}) "
-                  "outside a transaction, and this migration then does nothing." if portable else "")
     return Fix(
         files=files,
         action=f"Add index {plan.name} on {where}{concurrently}, declared {declared}",
-        rollback=f"Apply the migration's down step (drop index {plan.name}) and revert the commit"
-                 + ("; on PostgreSQL, DROP INDEX CONCURRENTLY outside a transaction avoids blocking writes"
-                    if portable else ""),
+        rollback=f"Apply the migration's down step (drop index {plan.name}) and revert the commit",
         risk=RiskParts(migration_complexity=3 if plan.concurrently else 2, breaking_changes=1, data_risk=1),
         impact=f"Estimate: the query that {why} {table_name} by {', '.join(columns)} becomes an index lookup "
-               "instead of a full table scan; the gain grows with the table (not measured here)." + production,
-        introduces=("unsafe_migration",) if portable else (),
+               "instead of a full table scan; the gain grows with the table (not measured here).",
         test_requirement=f"The migration applies and rolls back cleanly; {plan.name} exists after upgrade and is "
                          "gone after downgrade; the project's tests pass.",
     )
@@ -219,6 +213,23 @@ def _django_migration(repo: RepoMap, model_path: str, model_name: str, plan: Ind
 
 
 # ---- SQL ----
+
+
+def migration_kind(repo: RepoMap, table: Table) -> str:
+    """Where an index on `table` is migrated: "django", "alembic", "sql", or "declined" (see blocked_on_postgres)."""
+    model = repo.schema.models.get(table.model) if table.model else None
+    if model is not None and model.framework == "django":
+        return "django"
+    if revisions(repo.python_files()):
+        return "alembic"
+    return "declined" if blocked_on_postgres(repo) else "sql"
+
+
+def blocked_on_postgres(repo: RepoMap) -> bool:
+    """A PostgreSQL project whose plain SQL migrations its tests also apply on SQLite: an index migration would
+    have to be portable, so a blocking CREATE INDEX on the production table (which Tuber's own unsafe-migration
+    rule rightly reports). No deterministic fix: the index is built by hand, CONCURRENTLY."""
+    return repo.database == "postgresql" and portable_sql_migrations(repo)
 
 
 def portable_sql_migrations(repo: RepoMap) -> bool:

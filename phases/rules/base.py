@@ -82,9 +82,6 @@ class Fix:
     test_requirement: str
     safe: bool = True  # ruff's notion: does the fix keep behaviour exactly
     deleted: tuple[str, ...] = ()
-    # Finding categories the fix knowingly brings into files it creates (a blocking index build where the
-    # project's migrations cannot be concurrent), each explained in its impact or rollback text.
-    introduces: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

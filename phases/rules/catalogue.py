@@ -8,7 +8,6 @@ from functools import cache
 from types import ModuleType
 
 import structlog
-
 from tuber.phases.rules import api, database, security, storage
 
 LAYER_PACKAGES = (security, database, api, storage)

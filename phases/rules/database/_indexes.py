@@ -171,6 +171,14 @@ def where(need: Need) -> str:
     return f" in {need.query.function}()" if need.query.function else ""
 
 
+def index_fixable(repo: RepoMap, table_name: str) -> bool:
+    """Whether index_fix can write this index's migration (it declines where only a blocking build could be)."""
+    from tuber.phases.fixes.index_migration import migration_kind
+
+    table = repo.schema.tables.get(table_name)
+    return table is not None and migration_kind(repo, table) != "declined"
+
+
 def hit(need: Need, file: SourceFile, repo: RepoMap, message: str, why: str) -> Hit:
     """The finding for `need`, keyed by table and columns (one per proposed index), fixable by index_fix."""
     hot, route = is_hot(repo, file.path, need.query.function)
@@ -180,7 +188,7 @@ def hit(need: Need, file: SourceFile, repo: RepoMap, message: str, why: str) -> 
         scores=scored(need.kind, hot=hot),
         symbol=need.query.symbol,
         key=f"{need.table}({describe(need.columns)})",
-        fixable=True,
+        fixable=index_fixable(repo, need.table),
         scope=f"table {need.table}",
         context=route,
         data={"table": need.table, "columns": need.columns, "why": why},
