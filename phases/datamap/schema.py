@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def build_schema(repo: RepoMap) -> Schema:
     """The repository's schema from every source it declares one in."""
-    python = [f for f in repo.python_files() if _parses(f)]
+    python = [f for f in repo.python_files() if _may_declare_schema(f) and _parses(f)]
     sources: list[SchemaParts] = []
     builders: tuple[Callable[[SchemaParts], None], ...] = (
         lambda p: schema_alembic.build(python, p, repo.database),
@@ -68,6 +68,14 @@ def _relationships(repo: RepoMap, schema: Schema) -> list:  # type: ignore[type-
     except ImportError:
         return []
     return list(find_relationships(repo, schema.models))
+
+
+def _may_declare_schema(file: SourceFile) -> bool:
+    """The union of the builders' own text filters: other files are not parsed here (the scan parses them in
+    parallel workers later), which keeps the serial part of a large scan short."""
+    text = file.text
+    return ("revision" in text or "Model" in text or "migrations." in text or bool(schema_sql.DDL.search(text))
+            or any(marker in text for marker in schema_sqlalchemy.MARKERS))
 
 
 def _parses(file: SourceFile) -> bool:
