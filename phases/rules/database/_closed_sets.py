@@ -33,6 +33,8 @@ def guarded_assignments(repo: RepoMap, constants: dict[str, set[str]]) -> dict[s
     def build() -> dict[str, set[str]]:
         found: dict[str, set[str]] = {}
         for source in repo.python_files():
+            if not any(name in source.text for name in constants):
+                continue  # no test against a closed-set constant can be in this file
             for function in (n for n in ast.walk(source.tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)):
                 checked = _checked_names(function, constants)
                 if not checked:

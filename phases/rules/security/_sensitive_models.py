@@ -27,6 +27,14 @@ class Model:
 
 
 
+def _classes(body: list[ast.stmt]) -> Iterator[ast.ClassDef]:
+    """Module-level classes and the classes nested in them (models are not defined inside functions)."""
+    for node in body:
+        if isinstance(node, ast.ClassDef):
+            yield node
+            yield from _classes(node.body)
+
+
 def serialiser_models(repo: RepoMap) -> dict[str, Model]:
     """Classes whose serialiser emits a sensitive field, by class name (inherited serialisers followed)."""
     cached = repo.__dict__.get("_tuber_sensitive_models")
@@ -34,9 +42,10 @@ def serialiser_models(repo: RepoMap) -> dict[str, Model]:
         return cached  # type: ignore[no-any-return]
     classes: dict[str, tuple[ast.ClassDef, SourceFile]] = {}
     for file in repo.python_files():
-        for node in ast.walk(file.tree):
-            if isinstance(node, ast.ClassDef):
-                classes.setdefault(node.name, (node, file))
+        if "class " not in file.text:
+            continue
+        for node in _classes(file.tree.body):
+            classes.setdefault(node.name, (node, file))
 
     def serialiser(name: str, seen: frozenset[str] = frozenset()) -> tuple[ast.FunctionDef, SourceFile] | None:
         if name not in classes or name in seen:
