@@ -60,6 +60,7 @@ LAYER = "storage"
 TRIGGERS = ("execute", "objects.", ".save(", "conn", "cursor", "session")
 WRITE_SQL = {"INSERT", "UPDATE", "DELETE", "REPLACE"}
 TRANSACTION_CONTEXTS = re.compile(r"(^|\.)(transaction|atomic|begin|begin_nested|Transaction)$")
+DJANGO_ATOMIC = ("transaction.atomic", "django.db")
 AUTOCOMMIT = re.compile(r"isolation_level\s*=\s*None|autocommit\s*=\s*True|\.autocommit\s*=\s*True")
 
 
@@ -94,8 +95,11 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
             endpoint = q.request_endpoint(repo, file.path, function.name)
             first = calls[0]
             statements = _statement_block(function, calls)
-            helper = _transaction_helper(repo, file)
-            fixable = statements is not None and not commits_between and helper is not None
+            django = receiver.startswith("django")
+            helper = DJANGO_ATOMIC if django else _transaction_helper(repo, file)
+            # Django's autocommit commits each ORM write on its own; transaction.atomic() is the framework's
+            # own way to make them one unit, so that "commit between" is exactly what the fix removes.
+            fixable = statements is not None and (django or not commits_between) and helper is not None
             yield Hit(
                 line=first.lineno, end_line=calls[-1].end_lineno or calls[-1].lineno,
                 message=(f"{len(calls)} dependent writes in {function.name}() run as separate autocommit "
@@ -189,6 +193,14 @@ def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
     if not hit.fixable or helper is None or lines is None:
         return None
     name, module_path = helper
+    if tuple(helper) == DJANGO_ATOMIC:
+        text = _wrap(file.text, hit.data["function"], lines, "transaction.atomic()")
+        if text is None:
+            return None
+        if "transaction" not in q.imports(repo, file) and not re.search(r"^from django\.db import .*\btransaction\b",
+                                                                       text, re.MULTILINE):
+            text = cm.ensure_import(text, "django.db", ["transaction"])
+        return _fix(hit, file, text, "transaction.atomic")
     imported = q.imports(repo, file).get(name, ("", ""))
     local = name in q.functions(file)
     text = _wrap(file.text, hit.data["function"], lines, f"{name}({receiver})")
@@ -197,6 +209,10 @@ def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
     if not local and imported[0] != module_path:
         module = module_path.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
         text = cm.ensure_import(text, module, [name])
+    return _fix(hit, file, text, name)
+
+
+def _fix(hit: Hit, file: SourceFile, text: str, name: str) -> Fix:
     return Fix(
         files={file.path: text},
         action=f"Run the dependent writes of {hit.data['function']}() in one transaction ({name}())",
@@ -283,4 +299,22 @@ INVALID = [
                 conn.execute("UPDATE notebooks SET note_count = note_count - 1 WHERE id = ?", (source,))
             return note_id
         ''', extra={"db.py": DB_HELPER}),
+    example('''
+        from app.models import Appointment, Invoice
+
+        def book(doctor, patient, fee):
+            appointment = Appointment.objects.create(doctor=doctor, patient=patient)
+            Invoice.objects.create(appointment=appointment, amount=fee)
+            return appointment
+        ''', '''
+        from app.models import Appointment, Invoice
+        from django.db import transaction
+
+        def book(doctor, patient, fee):
+            with transaction.atomic():
+                appointment = Appointment.objects.create(doctor=doctor, patient=patient)
+                Invoice.objects.create(appointment=appointment, amount=fee)
+            return appointment
+        ''', extra={"settings.py": 'DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3"}}\n'},
+        note="Django in autocommit mode: dependent ORM writes go in transaction.atomic()"),
 ]
