@@ -81,6 +81,9 @@ def imports(repo: RepoMap, file: SourceFile) -> dict[str, tuple[str, str]]:
                 target = resolve_module(repo, file.path, bound, 0)
                 if target:
                     found[alias.asname or bound] = (target, "")
+                full = resolve_module(repo, file.path, alias.name, 0) if not alias.asname else ""
+                if full and "." in alias.name:
+                    found[alias.name] = (full, "")  # for dotted references: `a.b.f` names a/b.py's f
     file.__dict__["_resolved_imports"] = found
     return found
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from tuber.phases.datamap import calls
 from tuber.phases.datamap.fastapi_depends import depends_aliases, depends_list, parameter_depends
 from tuber.phases.datamap.model import Endpoint
 from tuber.phases.rules.base import SourceFile, dotted_name
@@ -278,45 +279,12 @@ def _callers(repo: RepoMap) -> dict[tuple[str, str], list[Endpoint]]:
 
 def _imports(repo: RepoMap, file: SourceFile) -> dict[str, tuple[str, str]]:
     """Local name -> (repository path of the module, imported attribute or '' for a module)."""
-    names: dict[str, tuple[str, str]] = {}
-    for node in ast.walk(file.tree):
-        if isinstance(node, ast.ImportFrom):
-            base = _module_file(repo, file.path, node.module or "", node.level)
-            for alias in node.names:
-                local = alias.asname or alias.name
-                sub = _module_file(repo, file.path, f"{node.module}.{alias.name}" if node.module else alias.name,
-                                   node.level)
-                if sub:
-                    names[local] = (sub, "")
-                elif base:
-                    names[local] = (base, alias.name)
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                found = _module_file(repo, file.path, alias.name, 0)
-                if found:
-                    names[alias.asname or alias.name] = (found, "")
-    return names
+    return calls.imports(repo, file)
 
 
 def _module_file(repo: RepoMap, importer: str, module: str, level: int) -> str:
     """The repository file of `module` imported from `importer` (relative when level > 0), or ''."""
-    parts = module.split(".") if module else []
-    if level:
-        package = importer.split("/")[:-1]
-        package = package[: len(package) - (level - 1)] if level > 1 else package
-        candidates = ["/".join([*package, *parts])]
-    else:
-        candidates = ["/".join(parts)]
-        candidates += [p[: -len(candidates[0]) - 3].rstrip("/") + "/" + candidates[0] for p in repo.files
-                       if p.endswith("/" + candidates[0] + ".py")]
-    for base in candidates:
-        base = base.strip("/")
-        if not base:
-            continue
-        for path in (base + ".py", base + "/__init__.py"):
-            if path in repo.files:
-                return path
-    return ""
+    return calls.resolve_module(repo, importer, module, level)
 
 
 def _parses(file: SourceFile) -> bool:

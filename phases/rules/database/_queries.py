@@ -53,7 +53,6 @@ __all__ = ["MAX_DEPTH", "Def", "Scope", "assignment_before", "bind_arguments", "
            "constant_string", "django_eager_paths", "functions", "has_limit", "imports", "is_lazy", "is_select",
            "last_assignment", "memo", "models", "relationships", "resolve_function", "returns", "sa_eager_paths", "schema_or_none",
            "sql_verb", "walk_function"]
-_memo, _schema = memo, schema_or_none  # the names the storage rules call
 
 EAGER_LOADERS = {"joinedload", "selectinload", "subqueryload", "immediateload", "contains_eager"}
 PATH_LOADERS = EAGER_LOADERS | {"defaultload", "lazyload", "noload", "raiseload", "Load"}

@@ -67,7 +67,7 @@ def django_autocommit(repo: RepoMap) -> bool:
         atomic = any(re.search(r"ATOMIC_REQUESTS\W+True", f.text) for f in repo.python_files())
         return django and not atomic
 
-    return bool(q._memo(repo, "django_autocommit", build))
+    return repo.derived("django_autocommit", build)
 
 
 def dependent_django_writes(calls: list[ast.Call], function: q.Def) -> list[ast.Call]:

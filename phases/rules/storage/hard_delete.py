@@ -139,7 +139,7 @@ def _owns_history(repo: RepoMap, table: str) -> bool:
 
 
 def _soft_deletes(repo: RepoMap, table: str, model: str) -> bool:
-    schema = q._schema(repo)
+    schema = repo.schema
     columns = schema.tables[table].columns if schema and table in schema.tables else {}
     if any(SOFT_DELETE.search(name) for name in columns):
         return True

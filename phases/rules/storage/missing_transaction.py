@@ -112,7 +112,7 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
 
 
 def _autocommit_repo(repo: RepoMap) -> bool:
-    return q._memo(repo, "autocommit", lambda: any(AUTOCOMMIT.search(f.text) for f in repo.python_files()))
+    return repo.derived("autocommit", lambda: any(AUTOCOMMIT.search(f.text) for f in repo.python_files()))
 
 
 def _begins_explicitly(function: q.Def) -> bool:
