@@ -82,7 +82,27 @@ def _need(query: Query, table: Table) -> Need | None:
         return Need("missing_index", table.name, tuple(ranges[:1]), "filters", first_line, query)
     if joins and not nulls and not ranges and not _served(table, joins):
         return Need("missing_index", table.name, tuple(joins[:1]), "joins", first_line, query)
+    probed = _probed_join_columns(query, table)
+    if probed and not _served(table, probed):
+        line = min(u.line for u in uses if u.role == "join_outer")
+        return Need("missing_index", table.name, tuple(probed[:1]), "joins", line, query)
     return None
+
+
+def _probed_join_columns(query: Query, table: Table) -> list[str]:
+    """The join columns of a table the query reaches only through a join from another, filtered table.
+
+    `select(Trip...).join(Vehicle, Vehicle.id == Trip.vehicle_id).where(Vehicle.depot_id == x)`: the filter
+    picks vehicles first, so trips is looked up by vehicle_id once per vehicle, whichever table the query
+    names first; without an index each lookup reads all of trips."""
+    own = query.on(table.name)
+    if not own or any(u.role not in {"join_outer", "order"} for u in own):
+        return []
+    others = [u for u in query.uses if u.table != table.name]
+    joined = {u.table for u in others if u.role in {"join", "join_outer"}}
+    if not any(u.role in {"eq", "in"} and u.table in joined and u.from_input for u in others):
+        return []
+    return _columns(own, "join_outer")
 
 
 def _columns(uses: list[Use], *roles: str) -> list[str]:

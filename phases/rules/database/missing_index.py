@@ -211,6 +211,26 @@ INVALID: list[Example] = [
                     "-- Rollback of idx_notes_notebook_id_updated_at, added to schema.sql.\n"
                     "DROP INDEX IF EXISTS idx_notes_notebook_id_updated_at;\n"},
             note="raw sqlite3 with one schema.sql: filter plus sort becomes (notebook_id, updated_at)"),
+    example("""
+        from sqlalchemy import func, select
+
+        from models import Post, User
+
+
+        def words_by_team(session, team_id):
+            return session.execute(
+                select(Post.author_id, func.count(Post.id)).join(User, User.id == Post.author_id)
+                .where(User.team_id == team_id).group_by(Post.author_id)
+            ).all()
+        """, path="stats.py", extra={"models.py": _POST_MODEL.replace(
+            "ForeignKey(\"users.id\"), index=True)", "ForeignKey(\"users.id\"))") + """
+
+        class User(Base):
+            __tablename__ = "users"
+
+            id: Mapped[int] = mapped_column(primary_key=True)
+            team_id: Mapped[int] = mapped_column(index=True)
+        """}, note="users are filtered first, then posts are looked up by their unindexed author_id"),
 ]
 
 
