@@ -4,8 +4,9 @@
 Reports, on a request path: a model serialised whole (`user.to_dict()` where `to_dict` emits every column,
 or a literal that includes `password_hash`) with no exclusion, for a model that has a sensitive column; a
 response dict literal with a password/secret/api-key/token value read from stored data; a FastAPI
-`response_model` whose schema declares such a field; and, anywhere, a log call that formats a password,
-secret or token. Excluded serialisation (`to_dict(exclude=("password_hash",))`) and the caller's own fresh
+`response_model` (or return annotation) whose Pydantic schema declares such a field, also through a nested
+schema, and a `Schema.model_validate(row)` returned by an endpoint with no response model to filter it; and,
+anywhere, a log call that formats a password, secret or token. Excluded serialisation (`to_dict(exclude=("password_hash",))`) and the caller's own fresh
 token in a login response are by design and not reported.
 
 ## Why is this bad
@@ -24,7 +25,8 @@ return jsonify(user.to_dict(exclude=("password_hash",)))
 
 ## Fix safety
 The fix drops only the sensitive fields at that call site (an `exclude=` argument when the serialiser takes
-one, else a filtered copy of the dict; `response_model_exclude=` for FastAPI); every other field of the
+one, else a filtered copy of the dict; `response_model_exclude=` on a FastAPI route (`{"__all__": ...}` for a
+list, nested for a nested schema); `exclude=` on `model_dump()`); the schema itself is kept; every other field of the
 response is unchanged. Clients that read the removed field break, which is the point. Log lines are
 reported without a fix.
 Scores: `scored("sensitive_data_exposure", hot=...)`: hot when an endpoint returns the data; a log line is
@@ -42,6 +44,7 @@ from tuber.phases.datamap.endpoints import endpoint_function, endpoints_reaching
 from tuber.phases.datamap.repo import RepoMap
 from tuber.phases.rules.base import Example, Fix, Hit, SourceFile, dotted_name, example, walk_with_parents
 from tuber.phases.rules.scoring import scored
+from tuber.phases.rules.security import _pydantic_exposure as pydantic
 from tuber.phases.rules.security._guards import is_login_like
 from tuber.phases.rules.security._sensitive_models import (
     SENSITIVE,
@@ -82,7 +85,47 @@ class User(SerializerMixin, db.Model):
     password_hash = db.Column(db.String(255))
 """
 
+_SCHEMAS = """
+from pydantic import BaseModel, ConfigDict
+
+class UserRecord(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    email: str
+    password_hash: str
+    salt: str
+
+class UserOut(BaseModel):
+    id: int
+    email: str
+
+class TokenOut(BaseModel):
+    access_token: str
+"""
+_ROUTES = """
+    from fastapi import FastAPI
+    from .schemas import UserRecord
+
+    app = FastAPI()
+
+    @app.get("/admin/users", response_model={model}{extra})
+    def export_users(repo):
+        return repo.all()
+    """
+
 VALID: list[Example] = [
+    example(_ROUTES.format(model="list[UserOut]", extra=""), extra={"schemas.py": _SCHEMAS},
+            note="a response model without the credential fields"),
+    example("""
+        from fastapi import FastAPI
+        from .schemas import TokenOut
+
+        app = FastAPI()
+
+        @app.post("/auth/token", response_model=TokenOut)
+        def login(form):
+            return TokenOut(access_token=issue(form.username))
+        """, extra={"schemas.py": _SCHEMAS}, note="the caller's own fresh token"),
     example("""
         from flask import Blueprint, jsonify
         from .models import User
@@ -163,6 +206,28 @@ INVALID: list[Example] = [
         def login(username, password):
             log.info("login attempt %s / %s", username, password)
         """, note="password in a log line"),
+    example(_ROUTES.format(model="list[UserRecord]", extra=""), _ROUTES.format(
+        model="list[UserRecord]", extra=', response_model_exclude={"__all__": {"password_hash", "salt"}}'),
+        extra={"schemas.py": _SCHEMAS}, note="FastAPI response model: the route excludes the fields"),
+    example("""
+        from fastapi import FastAPI
+        from .schemas import UserRecord
+
+        app = FastAPI()
+
+        @app.get("/admin/users")
+        def export_users(repo):
+            return [UserRecord.model_validate(u).model_dump() for u in repo.all()]
+        """, """
+        from fastapi import FastAPI
+        from .schemas import UserRecord
+
+        app = FastAPI()
+
+        @app.get("/admin/users")
+        def export_users(repo):
+            return [UserRecord.model_validate(u).model_dump(exclude={"password_hash", "salt"}) for u in repo.all()]
+        """, extra={"schemas.py": _SCHEMAS}, note="a schema validated from rows and dumped into the response"),
 ]
 
 
@@ -205,6 +270,14 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
                           fixable=True, data={"kind": "serialiser", "fields": model.sensitive,
                                               "param": model.exclude_param})
     yield from _dict_literals(file, repo)
+    for leak in pydantic.leaks(file, repo):
+        what = ("route's response model" if leak.kind == "response_model"
+                else f"{leak.schema}.{'model_validate'}(...) returned")
+        yield Hit(line=leak.line, message=f"{leak.function}() answers with {leak.schema} ({what}), which carries "
+                  f"{', '.join(leak.fields)}", scores=scored(CATEGORY), symbol=leak.function,
+                  key=f"schema:{leak.kind}:{leak.schema}", fixable=bool(leak.exclusion),
+                  data={"kind": leak.kind, "fields": leak.fields, "exclusion": leak.exclusion,
+                        "function": leak.function})
 
 
 def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
@@ -214,6 +287,9 @@ def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
 
     fields = tuple(hit.data.get("fields", ()))
     kind = hit.data.get("kind")
+    if kind in ("response_model", "validated") and hit.data.get("exclusion"):
+        text = pydantic.exclude_fields(file.text, hit.line, hit.data["function"], kind, hit.data["exclusion"])
+        return _fix(file, text, fields) if text else None
     if not fields or kind not in ("serialiser", "literal"):
         return None
     wrapper = MetadataWrapper(cst.parse_module(file.text))
@@ -251,10 +327,12 @@ def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
 
     transformer = Drop()
     module = wrapper.visit(transformer)
-    if not transformer.done:
-        return None
+    return _fix(file, module.code, fields) if transformer.done else None
+
+
+def _fix(file: SourceFile, text: str, fields: tuple[str, ...]) -> Fix:
     return Fix(
-        files={file.path: module.code},
+        files={file.path: text},
         action=f"Stop returning {', '.join(fields)} from this response",
         rollback="Revert the commit (re-adds the field to the response)",
         risk=RiskParts(migration_complexity=1, breaking_changes=3, data_risk=1),
