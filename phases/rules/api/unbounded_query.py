@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tuber.phases.rules.api import _paginate
+from tuber.phases.rules.api._lookup_tables import lookup_tables, selected_table
 from tuber.phases.rules.base import Fix, Hit, SourceFile, dotted_name, example
 from tuber.phases.rules.database import _queries as q
 from tuber.phases.rules.database._scoped import scoped_to_parent
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
 ID = "unbounded-query"
 CATEGORY = "unbounded_query"
 LAYER = "api"
-TRIGGERS = ("all(", "fetchall", "objects", "list(", "for ")
+TRIGGERS = ("all(", "fetchall", "objects", "list(", "for ", "return ")  # "return ": rows from a helper or method
 GROUPED_SQL = re.compile(r"\bGROUP\s+BY\b", re.IGNORECASE)
 
 
@@ -119,8 +120,13 @@ def _row_sources(function: q.Def) -> Iterator[ast.expr]:
 def _unbounded(origin: q.Origin, repo: RepoMap) -> bool:
     if origin.single or origin.bounded or origin.paginated or origin.builder is None and not origin.sql:
         return False
-    if origin.sql:  # and, as below, not one parent's children
-        return not GROUPED_SQL.search(origin.sql) and not q.has_limit(origin.sql) and not scoped_to_parent(origin, repo)
+    lookups = lookup_tables(repo)
+    if origin.sql:  # and, as below, not one parent's children, nor a seeded lookup table
+        return (not GROUPED_SQL.search(origin.sql) and not q.has_limit(origin.sql)
+                and not scoped_to_parent(origin, repo) and selected_table(origin.sql) not in lookups)
+    model = q.models(repo).get(origin.model)
+    if model is not None and model.table.lower() in lookups:
+        return False
     if scoped_to_parent(origin, repo):  # the children of one parent row, like `parent.children.all()`
         return False
     builder = ast.unparse(origin.builder) if origin.builder is not None else ""
@@ -195,9 +201,47 @@ VALID = [
 
         urlpatterns = [path("books/", book_list)]
         ''', extra={"models.py": DJANGO_MODELS}),
+    example('''
+        from flask import Flask, jsonify
+
+        app = Flask(__name__)
+
+        @app.get("/statuses")
+        def statuses():
+            rows = get_db().execute("SELECT code, label FROM task_statuses ORDER BY sort_order").fetchall()
+            return jsonify([dict(r) for r in rows])
+        ''', extra={"schema.sql": "CREATE TABLE task_statuses (code TEXT PRIMARY KEY, label TEXT, sort_order INT);\n"
+                                    "INSERT INTO task_statuses VALUES ('open', 'Open', 1), ('done', 'Done', 2);\n"},
+        note="a lookup table the schema seeds and the application never inserts into"),
 ]
 
 INVALID = [
+    example('''
+        from typing import Annotated
+
+        from fastapi import APIRouter, Depends
+        from sqlalchemy import select
+
+        from .models import Post
+
+        router = APIRouter()
+
+
+        class PostRepository:
+            def __init__(self, session):
+                self.session = session
+
+            def everything(self):
+                return list(self.session.scalars(select(Post).order_by(Post.id)))
+
+
+        Posts = Annotated[PostRepository, Depends(PostRepository)]
+
+
+        @router.get("/posts")
+        def list_posts(repo: Posts):
+            return repo.everything()
+        ''', extra={"models.py": SA_MODELS}, note="a repository method reached through a dependency alias"),
     example('''
         from django.core.paginator import Paginator
         from django.http import JsonResponse

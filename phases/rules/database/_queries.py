@@ -25,6 +25,7 @@ from tuber.phases.rules.database._scope import (
     Scope,
     assignment_before,
     bind_arguments,
+    bind_method_arguments,
     class_methods,
     is_lazy,
     last_assignment,
@@ -34,6 +35,7 @@ from tuber.phases.rules.database._scope import (
     resolve_function,
     returns,
     schema_or_none,
+    typed_method,
     walk_function,
 )
 from tuber.phases.rules.database._sqltext import (
@@ -113,6 +115,10 @@ def trace(expr: ast.expr, scope: Scope) -> Origin | None:
         return _trace_attribute(expr, scope)
     if isinstance(expr, ast.Call):
         return _trace_call(expr, scope)
+    if isinstance(expr, ast.ListComp | ast.GeneratorExp) and len(expr.generators) == 1 and not expr.generators[0].ifs:
+        # one item per row, built from each row: as many items as rows, but no longer the model's objects
+        origin = trace(expr.generators[0].iter, scope)
+        return replace(origin, model="", eager=frozenset(), columns=True) if origin else None
     return None
 
 
@@ -192,12 +198,22 @@ def _trace_call(call: ast.Call, scope: Scope) -> Origin | None:
             origin = replace(origin, single=True)
         return origin
     if method in ("fetchall", "fetchmany") and isinstance(func.value, ast.Name):
-        executed = _last_execute(scope, func.value.id, call.lineno)
-        origin = trace(executed, scope) if executed is not None else None
+        executed, where = _last_execute(scope, func.value.id, call.lineno), scope
+        bound = scope.bindings.get(func.value.id)
+        if executed is None and bound is not None and isinstance(bound[0], ast.Name):
+            # a helper handed the caller's cursor (`as_dicts(cur)`): the caller's last execute on it
+            where = bound[1]
+            executed = _last_execute(where, bound[0].id, bound[0].lineno)
+        origin = trace(executed, where) if executed is not None else None
         return replace(origin, bounded=origin.bounded or method == "fetchmany") if origin else None
     if method == "get" and call.args and dotted_name(call.args[0]).rsplit(".", 1)[-1] in known:  # session.get(M, id)
         model = dotted_name(call.args[0]).rsplit(".", 1)[-1]
         return Origin("sqlalchemy", model, path=scope.file.path, single=True)
+    typed = typed_method(scope, func)
+    if typed is not None:  # `repo.everyone()` on a parameter typed with the repository's own class
+        file, function = typed
+        inner = scope.inner(file, function, bind_method_arguments(call, function, scope))
+        return next((o for o in (trace(v, inner) for v in returns(function)) if o), None)
     parent = trace(func.value, scope)
     if parent is None:
         return None

@@ -157,3 +157,67 @@ def last_assignment(nodes: Iterator[ast.AST], name: str, line: int) -> ast.expr 
         if any(isinstance(t, ast.Name) and t.id == name for t in targets) and node.lineno > best_line:
             best, best_line = node.value, node.lineno
     return best
+
+
+# ---- methods of objects whose class the code names ----
+
+
+def typed_method(scope: Scope, func: ast.Attribute) -> tuple[SourceFile, Def] | None:
+    """The `def` of `x.method` when `x` is a parameter annotated with a repository class (directly, through an
+    `Annotated[Class, Depends(...)]` hint or a module-level alias of one) or a local built as `Class(...)`."""
+    if not isinstance(func.value, ast.Name) or scope.function is None:
+        return None
+    name = func.value.id
+    found: tuple[SourceFile, ast.ClassDef] | None = None
+    arguments = scope.function.args
+    for arg in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs):
+        if arg.arg == name and arg.annotation is not None and name not in scope.bindings:
+            found = _annotated_class(scope.repo, scope.file, arg.annotation, 0)
+    if found is None:
+        built = last_assignment(walk_function(scope.function), name, func.lineno)
+        if isinstance(built, ast.Call) and isinstance(built.func, ast.Name | ast.Attribute):
+            found = _annotated_class(scope.repo, scope.file, built.func, 0)
+    if found is None:
+        return None
+    file, cls = found
+    method = next((n for n in cls.body if isinstance(n, Def) and n.name == func.attr), None)
+    return (file, method) if method is not None else None
+
+
+def bind_method_arguments(call: ast.Call, method: Def, scope: Scope) -> dict[str, tuple[ast.expr, Scope]]:
+    """A method's parameters after `self` bound to the call's arguments."""
+    params = [a.arg for a in (*method.args.posonlyargs, *method.args.args)][1:]
+    bound = {p: (arg, scope) for p, arg in zip(params, call.args, strict=False) if not isinstance(arg, ast.Starred)}
+    bound.update({k.arg: (k.value, scope) for k in call.keywords if k.arg})
+    return bound
+
+
+def _annotated_class(repo: RepoMap, file: SourceFile, node: ast.expr, depth: int,
+                     ) -> tuple[SourceFile, ast.ClassDef] | None:
+    if depth > 4:
+        return None
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name | ast.Attribute):
+        if not calls_name(node.value).endswith("Annotated"):
+            return None
+        inner = node.slice.elts[0] if isinstance(node.slice, ast.Tuple) and node.slice.elts else node.slice
+        return _annotated_class(repo, file, inner, depth + 1)
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):  # a forward reference: "Repository"
+        try:
+            return _annotated_class(repo, file, ast.parse(node.value, mode="eval").body, depth + 1)
+        except SyntaxError:
+            return None
+    if not isinstance(node, ast.Name):
+        return None
+    for statement in file.tree.body:
+        if isinstance(statement, ast.ClassDef) and statement.name == node.id:
+            return file, statement
+        if (isinstance(statement, ast.Assign) and any(isinstance(t, ast.Name) and t.id == node.id
+                                                      for t in statement.targets)):
+            return _annotated_class(repo, file, statement.value, depth + 1)
+    path, symbol = calls.imports(repo, file).get(node.id, ("", ""))
+    target = repo.file(path) if path and symbol else None
+    return _annotated_class(repo, target, ast.Name(id=symbol), depth + 1) if target is not None else None
+
+
+def calls_name(node: ast.expr) -> str:
+    return node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else ""
