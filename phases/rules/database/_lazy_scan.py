@@ -5,6 +5,7 @@ which per-row queries it runs, following helpers and model methods that receive 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -122,6 +123,9 @@ def _scan_member(owner: tuple[str, str], attr: str, scope: q.Scope, eager: froze
     return scan(method.body, bound, set(), q.Scope(scope.repo, file, method), eager, depth + 1)
 
 
+MEMOISED = re.compile(r"(^|\.)(lru_cache|cache|cached|memoize|memoized|cached_function)$")
+
+
 def _is_row_query(call: ast.Call, names: set[str], scope: q.Scope) -> bool:
     """A query executed in the loop body whose arguments mention the row."""
     method = call.func.attr if isinstance(call.func, ast.Attribute) else ""
@@ -143,6 +147,8 @@ def _helper_reads(call: ast.Call, names: set[str], scope: q.Scope) -> bool:
     if resolved is None:
         return False
     file, function = resolved
+    if any(MEMOISED.search(q.dotted_name(d.func if isinstance(d, ast.Call) else d)) for d in function.decorator_list):
+        return False  # `@lru_cache`: one query per distinct argument, none once warm; not per row
     inner = scope.inner(file, function, {})
     return any(isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in QUERY_CALLS
                and q.trace(node, inner) is not None for node in q.walk_function(function))

@@ -222,6 +222,17 @@ VALID = [
         def titles(session):
             return [p.id for p in session.scalars(select(Post))]
         ''', extra={"models.py": MODELS}, note="only columns of the row are read"),
+    example('''
+        from functools import lru_cache
+
+        @lru_cache(maxsize=None)
+        def venue_name(conn, venue_id):
+            return conn.execute("SELECT name FROM venues WHERE id = ?", (venue_id,)).fetchone()[0]
+
+        def listing(conn):
+            rows = conn.execute("SELECT id, venue_id FROM events").fetchall()
+            return [{"id": r[0], "venue": venue_name(conn, r[1])} for r in rows]
+        ''', note="a memoised lookup: one query per distinct venue, not per row"),
 ]
 
 INVALID = [
