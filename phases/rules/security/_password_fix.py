@@ -18,19 +18,16 @@ from tuber.phases.datamap.repo import RepoMap
 from tuber.phases.fixes.cst_edits import is_docstring
 from tuber.phases.rules.base import SourceFile, dotted_name
 from tuber.phases.rules.security._guards import _add_import, _binds
+from tuber.phases.rules.security._password_helpers import (
+    PBKDF2_HELPERS,
+    apply_edits,
+    checker_block,
+    commit_after_checks,
+    imports_module,
+    span,
+)
 
-HELPERS = '''
-def _pbkdf2_password_hash(password: str, salt: str = "", iterations: int = 600_000) -> str:
-    """A salted PBKDF2-SHA256 hash, stored as pbkdf2_sha256$<iterations>$<salt>$<hex digest>."""
-    salt = salt or secrets.token_hex(16)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt.encode("utf-8"), iterations).hex()
-    return f"pbkdf2_sha256${iterations}${salt}${digest}"
-
-
-def password_needs_rehash(stored: str) -> bool:
-    """True for hashes in the legacy format, which the next successful login upgrades."""
-    return not str(stored or "").startswith("pbkdf2_sha256$")
-
+HELPERS = PBKDF2_HELPERS + '''
 
 def password_matches(password: str, stored: str) -> bool:
     """Check a password against a stored hash in the current or the legacy format."""
@@ -57,16 +54,23 @@ def rewrite(repo: RepoMap, file: SourceFile, name: str) -> dict[str, str] | None
         if other.path != file.path and re.search(rf"\b{re.escape(name)}\b", other.text):
             texts[other.path] = other.text
     wrappers: dict[str, tuple[int, int]] = {}
+    checkers: set[str] = set()
     for path, text in list(texts.items()):
         compared = cst.parse_module(text).visit(_Comparisons(name))
-        texts[path] = compared.code
+        texts[path], found = _upgrade_checkers(repo, compared.code, name)
+        checkers |= found
         wrappers |= _wrappers(compared.code)
+    if checkers:
+        for other in repo.python_files():
+            current = texts.get(other.path, other.text)
+            if any(re.search(rf"\.{c}\(", current) for c in checkers):
+                texts[other.path] = commit_after_checks(repo, current, checkers)
     changed: dict[str, str] = {}
     for path, text in texts.items():
         upgraded = _add_rehash(repo, path, text, name, wrappers)
         if path == file.path:
             for module_name in ("hmac", "secrets"):
-                if not re.search(rf"^import {module_name}$", upgraded, re.MULTILINE):
+                if not imports_module(upgraded, module_name):
                     upgraded = _add_stdlib_import(upgraded, module_name)
         else:
             upgraded = _import_helpers(upgraded, name)
@@ -164,6 +168,32 @@ class _Comparisons(cst.CSTTransformer):
         return call if isinstance(target.operator, cst.Equal) else cst.UnaryOperation(cst.Not(), call)
 
 
+def _upgrade_checkers(repo: RepoMap, text: str, name: str) -> tuple[str, set[str]]:
+    """Model methods ending `return password_matches(p, self.attr)` verify, then upgrade a legacy hash in
+    place (and save it on Django models); returns the new text and the SQLAlchemy models' checker names,
+    whose login guards commit the upgrade."""
+    tree = ast.parse(text)
+    edits = []
+    checkers: set[str] = set()
+    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+        model = repo.schema.models.get(cls.name)
+        for method in (n for n in cls.body if isinstance(n, ast.FunctionDef)):
+            last = method.body[-1]
+            call = last.value if isinstance(last, ast.Return) else None
+            if not (isinstance(call, ast.Call) and dotted_name(call.func) == "password_matches" and len(call.args) == 2
+                    and isinstance(call.args[1], ast.Attribute) and dotted_name(call.args[1].value) == "self"):
+                continue
+            password = ast.get_source_segment(text, call.args[0]) or ast.unparse(call.args[0])
+            stored = f"self.{call.args[1].attr}"
+            matches = ast.get_source_segment(text, call) or ast.unparse(call)
+            django = model is not None and model.framework == "django"
+            edits.append((*span(last), checker_block(" " * last.col_offset, password, stored, matches,
+                                                     f"{name}({password})", django)))
+            if model is not None and model.framework == "sqlalchemy":
+                checkers.add(method.name)
+    return apply_edits(text, edits), checkers
+
+
 def _wrappers(text: str) -> dict[str, tuple[int, int]]:
     """One-line verify functions: `def verify(p, s): return password_matches(p, s)` -> (password idx, stored idx)."""
     found = {}
@@ -184,8 +214,9 @@ def _add_rehash(repo: RepoMap, path: str, text: str, name: str, wrappers: dict[s
     tree = ast.parse(text)
     inserts: list[tuple[int, str]] = []  # (line after which, code)
     for function in ast.walk(tree):
-        if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef) or function.name in wrappers:
-            continue
+        if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef) or function.name in wrappers or any(
+                isinstance(c, ast.Call) and dotted_name(c.func).endswith("password_needs_rehash") for c in ast.walk(function)):
+            continue  # a wrapper, or a checker that already upgrades the hash
         for statement in ast.walk(function):
             if not (isinstance(statement, ast.If) and not statement.orelse and statement.body
                     and isinstance(statement.body[-1], ast.Return | ast.Raise)):

@@ -30,6 +30,13 @@ verify: every comparison against the old digest becomes `password_matches(passwo
 both formats, and where a login compares an ORM attribute or a fetched row, a verify-then-rehash step
 upgrades the stored hash on the next successful login. No migration; existing rows stay valid. Risk: data
 transformation on login (Data_Risk 4).
+Hashing inside a class (a model's `set_password`/`check_password`, a plain/static/class hash helper method,
+a salt attribute taking part) is fixed the same way: setters store the PBKDF2 hash, checkers accept it or
+the digest the old code computed (`password_hash_matches`) and upgrade a legacy hash in place; Django models
+save it, and login guards calling an SQLAlchemy model's checker commit it when the object changed.
+Refused, with the reason in the message: a stored column declared shorter than the 118-character hash
+(widen it with a migration first), a digest compared or looked up anywhere the fix does not rewrite, or
+a shape it does not know (bytes digests, `update()`, nested classes).
 Scores: `scored("weak_password_hash")`: the baseline (42, CRITICAL by security level 9); the fix changes stored
 data reversibly (verify-then-rehash), so its risk is planned from the fix, not here.
 """
@@ -44,6 +51,7 @@ from tuber.agent.models import RiskParts
 from tuber.phases.datamap.repo import RepoMap
 from tuber.phases.rules.base import Example, Fix, Hit, SourceFile, dotted_name, example, walk_with_parents
 from tuber.phases.rules.scoring import scored
+from tuber.phases.rules.security._password_examples import METHOD_EXAMPLES
 
 ID = "weak-password-hash"
 CATEGORY = "weak_password_hash"
@@ -53,6 +61,7 @@ WEAK = {"md5", "sha1", "sha224", "sha256", "sha384", "sha512", "sha3_256", "sha3
 PASSWORD = re.compile(r"^(raw_|plain_?|new_|old_|current_|user_|access_)?(password|passwd|pass_?phrase|pwd|pw|secret|"
                       r"client_secret|pin|pin_?code|passcode)(_?(text|str|plain|raw|bytes|b))?$", re.IGNORECASE)
 SLOW_KDF = re.compile(r"pbkdf2_hmac|hashlib\.scrypt|bcrypt|argon2|generate_password_hash|make_password")
+LEGACY_CHECKS = ("password_hash_matches", "password_matches")
 HASHER_NAME = re.compile(r"(hash|set|make|encode|encrypt|digest|check|verify|store)_?(the_)?(password|passwd|pwd|pw)"
                          r"|password_?(hash|digest)", re.IGNORECASE)
 
@@ -151,6 +160,7 @@ INVALID: list[Example] = [
             digest.update(pw.encode())
             conn.execute("INSERT INTO users (name, password_hash) VALUES (?, ?)", (name, digest.hexdigest()))
         """, note="update() on a digest object"),
+    *METHOD_EXAMPLES,
 ]
 
 
@@ -175,13 +185,18 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
         symbol = function.name if function else ""
         if "legacy" in symbol.lower() and SLOW_KDF.search(file.text):
             continue  # a legacy verifier kept beside a slow KDF: the migration pattern this rule's fix writes
-        fixable = _fix_target(file, function) is not None
+        if any(isinstance(p, ast.Call) and dotted_name(p.func).endswith(LEGACY_CHECKS) for p in parents) and \
+                SLOW_KDF.search(file.text):
+            continue  # the old digest passed to the two-format check this rule's fix writes, to verify legacy rows
+        owner = _owner(parents)
+        refusal = _refusal(file, repo, function, owner)
         hit = Hit(line=node.lineno, end_line=node.end_lineno or node.lineno,
                   message=f"password hashed with {algorithm}: a fast, unsalted digest that GPUs crack at billions "
-                          "of guesses per second; use a salted slow KDF (PBKDF2/scrypt/bcrypt/argon2)",
-                  scores=scored(CATEGORY), symbol=symbol, key=f"{algorithm}:{symbol}", fixable=fixable,
-                  data={"function": symbol})
-        hits.append((_compares_only(node, parents, function), _owner(parents), algorithm, hit))
+                          "of guesses per second; use a salted slow KDF (PBKDF2/scrypt/bcrypt/argon2)"
+                          + (f" (not fixed automatically: {refusal})" if refusal else ""),
+                  scores=scored(CATEGORY), symbol=symbol, key=f"{algorithm}:{symbol}", fixable=not refusal,
+                  data={"function": symbol, "owner": owner})
+        hits.append((_compares_only(node, parents, function), owner, algorithm, hit))
     # a setter that stores the digest and a checker that recomputes it to compare are one weakness: report
     # the store, and a lone comparison only when nothing in the same class/module stores that digest
     stores = {(owner, algorithm) for compares, owner, algorithm, _ in hits if not compares}
@@ -193,19 +208,27 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
 def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
     """New-format hashing in the function, legacy verification kept, verify-then-rehash at login sites."""
     from tuber.phases.rules.security._password_fix import rewrite
+    from tuber.phases.rules.security._password_methods import rewrite_class
 
+    owner = str(hit.data.get("owner") or "")
     function = next((n for n in file.tree.body if isinstance(n, ast.FunctionDef) and n.name == hit.data.get("function")),
                     None)
-    if _fix_target(file, function) is None or function is None:
+    files: dict[str, str] | str | None = None
+    if owner:
+        files = rewrite_class(repo, file, owner)
+        where, legacy = f"the {owner} class", "the old digest"
+    elif function is not None and not _refusal(file, repo, function, ""):
+        files = rewrite(repo, file, function.name)
+        where, legacy = function.name, f"_legacy_{function.name}"
+    else:
         return None
-    files = rewrite(repo, file, function.name)
-    if not files:
+    if not files or isinstance(files, str):
         return None
     return Fix(
         files=files,
-        action=f"Hash passwords in {function.name} with salted PBKDF2-SHA256 (600,000 iterations); keep verifying "
+        action=f"Hash passwords in {where} with salted PBKDF2-SHA256 (600,000 iterations); keep verifying "
                "legacy hashes and upgrade them on the next successful login",
-        rollback=f"Revert the commit; hashes already upgraded to pbkdf2_sha256$ need _legacy_{function.name} "
+        rollback=f"Revert the commit; hashes already upgraded to pbkdf2_sha256$ need {legacy} "
                  "replaced by a verify-only PBKDF2 check, or a password reset for those accounts",
         risk=RiskParts(migration_complexity=1, breaking_changes=2, data_risk=4),
         impact="New and upgraded password hashes cost an attacker about 600,000 SHA-256 rounds per guess per "
@@ -321,6 +344,22 @@ def _functions_feeding_password_columns(repo: RepoMap) -> set[str]:
                 found.add(dotted_name(value.func).rsplit(".", 1)[-1])
     repo.__dict__["_tuber_password_feeders"] = found
     return found
+
+
+def _refusal(file: SourceFile, repo: RepoMap, function: ast.AST | None, owner: str) -> str:
+    """Why the fix leaves this hash to a person ('' when it can rewrite it)."""
+    from tuber.phases.rules.security._password_helpers import short_column
+    from tuber.phases.rules.security._password_methods import _stores_of, rewrite_class
+
+    if owner:
+        if not any(isinstance(n, ast.ClassDef) and n.name == owner and function in n.body for n in file.tree.body):
+            return "the hash is computed in a nested function or class"
+        files = repo.derived(f"weak_password_hash:{file.path}:{owner}", lambda: rewrite_class(repo, file, owner))
+        return files if isinstance(files, str) else ""
+    target = _fix_target(file, function)
+    if target is None:
+        return "only a top-level function that returns the digest, or a class's setter/checker, is rewritten"
+    return short_column(repo, _stores_of(repo, {target.name}))
 
 
 def _fix_target(file: SourceFile, function: ast.AST | None) -> ast.FunctionDef | None:

@@ -97,3 +97,129 @@ def test_fixed_code_is_not_reported_again(tmp_path: Path) -> None:
     root = fixed_repo(tmp_path)
     repo = load_repo(root)
     assert not [h for f in repo.python_files() for h in rule.detect(f, repo)]
+
+
+MODELS = '''
+import hashlib
+import hmac
+
+from sqlalchemy import Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    salt: Mapped[str] = mapped_column(String(16), default="")
+    password_hash: Mapped[str] = mapped_column(String({length}))
+
+    def set_password(self, password):
+        self.password_hash = hashlib.sha256((self.salt + password).encode()).hexdigest()
+
+    def check_password(self, password):
+        return hmac.compare_digest(self.password_hash, hashlib.sha256((self.salt + password).encode()).hexdigest())
+'''
+
+LOGIN = '''
+from sqlalchemy import select
+
+from .models import User
+
+
+def login(session, username, password):
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None or not user.check_password(password):
+        return None
+    return user.id
+'''
+
+
+def fixed_model_repo(tmp_path: Path, length: int = 128) -> tuple[Path, str]:
+    package = tmp_path / "modelapp"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "models.py").write_text(textwrap.dedent(MODELS).lstrip().replace("{length}", str(length)))
+    (package / "auth.py").write_text(textwrap.dedent(LOGIN).lstrip())
+    repo = load_repo(tmp_path)
+    file = repo.file("modelapp/models.py")
+    assert file is not None
+    hits = list(rule.detect(file, repo))
+    assert [(h.line, h.symbol) for h in hits] == [(21, "set_password")]
+    if not hits[0].fixable:
+        assert rule.fix(hits[0], file, repo) is None
+        return tmp_path, hits[0].message
+    fix = rule.fix(hits[0], file, repo)
+    assert fix is not None and set(fix.files) == {"modelapp/models.py", "modelapp/auth.py"}
+    for path, text in fix.files.items():
+        (tmp_path / path).write_text(text)
+    return tmp_path, hits[0].message
+
+
+def test_model_methods_keep_legacy_logins_and_upgrade_them(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    root, _ = fixed_model_repo(tmp_path)
+    sys.path.insert(0, str(root))
+    try:
+        models = importlib.import_module("modelapp.models")
+        auth = importlib.import_module("modelapp.auth")
+        engine = create_engine("sqlite://")
+        models.Base.metadata.create_all(engine)
+        legacy = hashlib.sha256(b"pepper" + b"old secret").hexdigest()  # what the old set_password stored
+        with Session(engine) as session:
+            session.add(models.User(username="ann", salt="pepper", password_hash=legacy))
+            session.commit()
+        with Session(engine) as session:
+            assert auth.login(session, "ann", "wrong") is None
+            assert session.scalar(models.User.__table__.select().with_only_columns(
+                models.User.password_hash)) == legacy  # a failed login changes nothing
+            assert auth.login(session, "ann", "old secret") is not None
+        with Session(engine) as session:  # the login committed the upgrade: a new session sees it
+            ann = session.query(models.User).one()
+            assert ann.password_hash.startswith("pbkdf2_sha256$600000$")
+            assert ann.check_password("old secret") and not ann.check_password("old secreT")
+
+        first, second = models.User(salt="s"), models.User(salt="s")
+        first.set_password("same")
+        second.set_password("same")
+        assert first.password_hash.startswith("pbkdf2_sha256$") and first.password_hash != second.password_hash
+        assert first.check_password("same") and not first.check_password("Same")
+        assert first.password_hash != second.password_hash  # a current hash is not rewritten on login
+    finally:
+        sys.path.remove(str(root))
+        for name in [n for n in sys.modules if n.startswith("modelapp")]:
+            del sys.modules[name]
+
+
+def test_model_fix_is_not_reported_again(tmp_path: Path) -> None:
+    root, _ = fixed_model_repo(tmp_path)
+    repo = load_repo(root)
+    assert not [h for f in repo.python_files() for h in rule.detect(f, repo)]
+
+
+def test_a_column_too_short_for_the_new_hash_is_refused_with_the_reason(tmp_path: Path) -> None:
+    _, message = fixed_model_repo(tmp_path, length=64)
+    assert "not fixed automatically: users.password_hash is declared String(64)" in message
+    assert not (tmp_path / "modelapp" / "models.py").read_text().count("pbkdf2")
+
+
+def test_a_digest_compared_outside_the_class_is_refused(tmp_path: Path) -> None:
+    package = tmp_path / "elsewhere"
+    package.mkdir()
+    (package / "models.py").write_text(textwrap.dedent(MODELS).lstrip().replace("{length}", "255"))
+    (package / "views.py").write_text(
+        "import hashlib\n\n\ndef login(user, password):\n"
+        "    return user.password_hash == hashlib.sha256((user.salt + password).encode()).hexdigest()\n")
+    repo = load_repo(tmp_path)
+    file = repo.file("elsewhere/models.py")
+    assert file is not None
+    hit = next(iter(rule.detect(file, repo)))
+    assert not hit.fixable and "elsewhere/views.py:5 compares the stored hash" in hit.message
+    assert rule.fix(hit, file, repo) is None
