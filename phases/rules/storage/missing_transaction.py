@@ -1,12 +1,15 @@
-"""Dependent writes that run as separate autocommit statements, with no transaction around them.
+"""Dependent writes that each commit on their own, with no one transaction around them.
 
 ## What it does
-Finds functions that run two or more writes through the same connection where each one commits on its
-own: DB-API connections opened in autocommit mode (`sqlite3.connect(..., isolation_level=None)`,
-psycopg `autocommit=True`), or SQLAlchemy/DB-API code that commits between the writes. Writes inside the
-repository's own transaction helper (`with db.transaction(conn):`), `with conn:` (DB-API in its default
-mode), `with conn.transaction():`, `with session.begin():`, `with transaction.atomic():` or
-`@transaction.atomic` are not reported.
+Finds functions that run two or more writes through the same connection or session where the parts
+commit separately: DB-API connections opened in autocommit mode (`sqlite3.connect(...,
+isolation_level=None)`, psycopg `autocommit=True`), Django ORM writes that depend on each other in
+autocommit mode, repository functions that each commit, and code that commits between its writes
+(`session.commit()` between ORM changes, `conn.commit()` between `execute` calls, DB-API or Core).
+Writes inside the repository's own transaction helper (`with db.transaction(conn):`), `with conn:`,
+`with conn.transaction():`, `with session.begin():`, `with transaction.atomic():` or
+`@transaction.atomic` are not reported, nor is a commit that records an effect outside the database
+made between the writes (an HTTP call, an email, a payment, a queued task): that commit is on purpose.
 
 ## Why is this bad?
 A failure (or a concurrent request) between the statements leaves the data half-changed: a note moved
@@ -15,24 +18,44 @@ never added to the other.
 
 ## Example
 ```python
-conn.execute("UPDATE notes SET notebook_id = ? WHERE id = ?", (target, note_id))
-conn.execute("UPDATE notebooks SET note_count = note_count - 1 WHERE id = ?", (source,))
-conn.execute("UPDATE notebooks SET note_count = note_count + 1 WHERE id = ?", (target,))
+source = session.get(Account, source_id)
+source.balance -= amount
+session.commit()
+target = session.get(Account, target_id)
+target.balance += amount
+session.commit()
 ```
 
 ## Use instead
 ```python
-with transaction(conn):
-    conn.execute(...)
-    conn.execute(...)
-    conn.execute(...)
+source = session.get(Account, source_id)
+source.balance -= amount
+session.flush()
+target = session.get(Account, target_id)
+target.balance += amount
+session.commit()
 ```
 
 ## Fix safety
-Wraps the statements from the first to the last dependent write in the repository's own transaction
-helper when it has one (a `@contextmanager` that issues BEGIN/COMMIT), else the driver's (`with
-conn.transaction():` for psycopg). The same statements run in the same order; they now succeed or fail
-together. Not offered when the writes sit in different blocks, or when no helper works in autocommit mode.
+Commits between the writes: the last commit stays and the ones between the writes go. On an ORM Session
+each becomes `flush()`: the same SQL is sent at the same points (generated ids of added objects are there
+for later statements, `autoflush=False` sessions see their changes, a constraint error surfaces at the
+same line), only the COMMIT moves to the end. On a DB-API or Core connection, whose `execute` already
+sent the statement, the `commit()` is removed. A failure before the last commit now leaves nothing
+written: the open transaction is rolled back when the request's session or connection is closed (or by
+the caller's rollback), and a caller that swallows the error and commits later gets no more than the
+original already committed. `with session.begin():` is not used: it raises when the session has already
+begun a transaction (autobegin on the function's own reads, or earlier in a request-scoped session), and
+`begin_nested()` only adds a SAVEPOINT that still needs the outer commit; `with conn:` means "close" on
+psycopg 3. Not offered when the commits are not statements of the writes' block, the block runs in a
+loop or a loop in it writes, the code can return between the commits, something between them rolls back
+or opens another connection (which would no longer see the rows), a write goes through another
+connection, there is no commit after the last write, or the project runs in autocommit mode.
+Autocommit connections: the statements from the first to the last dependent write go inside the
+repository's own transaction helper (a `@contextmanager` that issues BEGIN/COMMIT), when it has one;
+Django autocommit ORM writes go inside `transaction.atomic()`. The same statements run in the same
+order; they now succeed or fail together. Repository functions that commit on their own are reported
+but not fixed (every call needs `commit=False` and a transaction around them).
 Scores: `scored("missing_transaction", hot=...)`.
 """
 
@@ -43,12 +66,13 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-import libcst as cst
 from tuber.agent.models import RiskParts
 from tuber.phases.rules.base import Fix, Hit, SourceFile, dotted_name, example
 from tuber.phases.rules.database import _codemod as cm
 from tuber.phases.rules.database import _queries as q
 from tuber.phases.rules.scoring import scored
+from tuber.phases.rules.storage import _commit_between as cb
+from tuber.phases.rules.storage import _tx_rewrite as rewrite
 from tuber.phases.rules.storage import _tx_writes as tx
 
 if TYPE_CHECKING:
@@ -57,7 +81,7 @@ if TYPE_CHECKING:
 ID = "missing-transaction"
 CATEGORY = "missing_transaction"
 LAYER = "storage"
-TRIGGERS = ("execute", "objects.", ".save(", "conn", "cursor", "session")
+TRIGGERS = ("execute", "objects.", ".save(", "conn", "cursor", "session", "commit")
 WRITE_SQL = {"INSERT", "UPDATE", "DELETE", "REPLACE"}
 TRANSACTION_CONTEXTS = re.compile(r"(^|\.)(transaction|atomic|begin|begin_nested|Transaction)$")
 DJANGO_ATOMIC = ("transaction.atomic", "django.db")
@@ -73,7 +97,7 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
             continue
         unguarded = list(_unguarded_calls(function.body, file))
         writes = [c for c in unguarded if _is_write(c, file, repo)]
-        by_receiver: dict[str, list[ast.Call]] = {}
+        by_receiver: dict[str, list[tx.Write]] = {}
         for call in writes:
             by_receiver.setdefault(dotted_name(call.func.value), []).append(call)  # type: ignore[attr-defined]
         self_committing: set[str] = set()
@@ -85,30 +109,58 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
         if tx.django_autocommit(repo):
             chain = tx.dependent_django_writes(unguarded, function)
             if len(chain) >= 2:
-                by_receiver["django ORM (autocommit)"] = chain
+                by_receiver["django ORM (autocommit)"] = [*chain]
+        sessions = cb.split_session_writes(function, _guarded(function))
+        for receiver, orm_writes in sessions.items():
+            known = by_receiver.setdefault(receiver, [])
+            known.extend(w for w in orm_writes if w not in known)
         for receiver, calls in by_receiver.items():
             calls.sort(key=lambda c: (c.lineno, c.col_offset))
-            commits_between = (receiver in self_committing or receiver.startswith("django")
-                               or _commits_between(function, receiver, calls))
-            if len(calls) < 2 or not (autocommit or commits_between):
-                continue
-            endpoint = q.request_endpoint(repo, file.path, function.name)
-            first = calls[0]
-            statements = _statement_block(function, calls)
             django = receiver.startswith("django")
-            helper = DJANGO_ATOMIC if django else _transaction_helper(repo, file)
-            # Django's autocommit commits each ORM write on its own; transaction.atomic() is the framework's
-            # own way to make them one unit, so that "commit between" is exactly what the fix removes.
-            fixable = statements is not None and (django or not commits_between) and helper is not None
-            yield Hit(
-                line=first.lineno, end_line=calls[-1].end_lineno or calls[-1].lineno,
-                message=(f"{len(calls)} dependent writes in {function.name}() run as separate autocommit "
-                         "statements; a failure between them leaves the data half-changed"),
-                scores=scored(CATEGORY, hot=endpoint is not None), symbol=function.name,
-                key=f"writes:{receiver}:{len(calls)}", fixable=fixable,
-                data={"function": function.name, "receiver": receiver, "helper": helper,
-                      "lines": (statements[0].lineno, statements[-1].end_lineno) if statements else None},
-            )
+            # a commit between the writes, made by the function itself (not by a repository function it calls)
+            between = not django and receiver not in self_committing and (
+                receiver in sessions or _commits_between(function, receiver, calls))
+            if len(calls) < 2 or not (autocommit or between or receiver in self_committing or django):
+                continue
+            if between and cb.external_effect(function, calls[0].lineno, _last_commit(function, calls)):
+                continue  # the commit records an effect outside the database (a payment, an email): on purpose
+            yield _hit(function, receiver, calls, file, repo, between=between,
+                       unfixable=receiver in self_committing)
+
+
+def _hit(function: q.Def, receiver: str, calls: list[tx.Write], file: SourceFile, repo: RepoMap, *,
+         between: bool, unfixable: bool) -> Hit:
+    endpoint = q.request_endpoint(repo, file.path, function.name)
+    statements = _statement_block(function, calls)
+    django = receiver.startswith("django")
+    commits = cb.plan(function, calls, file, repo) if between else None
+    helper = None if between else DJANGO_ATOMIC if django else _transaction_helper(repo, file)
+    # Django's autocommit commits each ORM write on its own; transaction.atomic() is the framework's own way
+    # to make them one unit. Commits the function makes itself between the writes are removed instead.
+    fixable = not unfixable and (commits is not None if between else statements is not None and helper is not None)
+    how = ("are committed one by one (a commit between them); a failure after a commit" if between or unfixable
+           else "run as separate autocommit statements; a failure between them")
+    return Hit(
+        line=calls[0].lineno, end_line=calls[-1].end_lineno or calls[-1].lineno,
+        message=f"{len(calls)} dependent writes in {function.name}() {how} leaves the data half-changed",
+        scores=scored(CATEGORY, hot=endpoint is not None), symbol=function.name,
+        key=f"writes:{receiver}:{len(calls)}", fixable=fixable,
+        data={"function": function.name, "receiver": receiver, "helper": helper, "commits": commits,
+              "lines": (statements[0].lineno, statements[-1].end_lineno) if statements else None},
+    )
+
+
+def _guarded(function: q.Def) -> set[int]:
+    """Nodes inside a `with` that opens a transaction."""
+    return {id(n) for block in q.walk_function(function) if isinstance(block, ast.With | ast.AsyncWith)
+            and any(_opens_transaction(i.context_expr) for i in block.items) for n in ast.walk(block)}
+
+
+def _last_commit(function: q.Def, calls: list[tx.Write]) -> int:
+    """The line of the function's last commit after the first write (the end of what should be one unit)."""
+    commits = [c.lineno for c in q.walk_function(function) if isinstance(c, ast.Call)
+               and isinstance(c.func, ast.Attribute) and c.func.attr == "commit" and c.lineno > calls[0].lineno]
+    return max([*commits, calls[-1].end_lineno or calls[-1].lineno])
 
 
 def _autocommit_repo(repo: RepoMap) -> bool:
@@ -156,13 +208,13 @@ def _is_write(call: ast.Call, file: SourceFile, repo: RepoMap) -> bool:
     return q.sql_verb(q.constant_string(call.args[0], q.Scope(repo, file, None))) in WRITE_SQL
 
 
-def _commits_between(function: q.Def, receiver: str, calls: list[ast.Call]) -> bool:
+def _commits_between(function: q.Def, receiver: str, calls: list[tx.Write]) -> bool:
     first, last = calls[0].lineno, calls[-1].lineno
     return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "commit"
                and first < n.lineno < last for n in q.walk_function(function))
 
 
-def _statement_block(function: q.Def, calls: list[ast.Call]) -> list[ast.stmt] | None:
+def _statement_block(function: q.Def, calls: list[tx.Write]) -> list[ast.stmt] | None:
     """The consecutive statements of one block that hold every write, or None."""
     blocks: list[list[ast.stmt]] = [function.body]
     for node in q.walk_function(function):
@@ -190,11 +242,16 @@ def _transaction_helper(repo: RepoMap, file: SourceFile) -> tuple[str, str] | No
 
 def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
     helper, lines, receiver = hit.data.get("helper"), hit.data.get("lines"), hit.data["receiver"]
+    commits = hit.data.get("commits")
+    if hit.fixable and commits is not None:
+        text = rewrite.commit_once(file.text, commits["lines"], commits["mode"])
+        how = "flush" if commits["mode"] == "flush" else "no commit"
+        return None if text is None else _fix(hit, file, text, f"{commits['receiver']}.commit", how=how)
     if not hit.fixable or helper is None or lines is None:
         return None
     name, module_path = helper
     if tuple(helper) == DJANGO_ATOMIC:
-        text = _wrap(file.text, hit.data["function"], lines, "transaction.atomic()")
+        text = rewrite.wrap(file.text, lines, "transaction.atomic()")
         if text is None:
             return None
         if "transaction" not in q.imports(repo, file) and not re.search(r"^from django\.db import .*\btransaction\b",
@@ -203,7 +260,7 @@ def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
         return _fix(hit, file, text, "transaction.atomic")
     imported = q.imports(repo, file).get(name, ("", ""))
     local = name in q.functions(file)
-    text = _wrap(file.text, hit.data["function"], lines, f"{name}({receiver})")
+    text = rewrite.wrap(file.text, lines, f"{name}({receiver})")
     if text is None:
         return None
     if not local and imported[0] != module_path:
@@ -212,45 +269,19 @@ def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
     return _fix(hit, file, text, name)
 
 
-def _fix(hit: Hit, file: SourceFile, text: str, name: str) -> Fix:
+def _fix(hit: Hit, file: SourceFile, text: str, name: str, how: str = "") -> Fix:
+    action = (f"Commit the dependent writes of {hit.data['function']}() once, at the end ({how} in place of each "
+              f"{name}() between them)" if how else
+              f"Run the dependent writes of {hit.data['function']}() in one transaction ({name}())")
     return Fix(
         files={file.path: text},
-        action=f"Run the dependent writes of {hit.data['function']}() in one transaction ({name}())",
+        action=action,
         rollback=f"Revert {file.path}: the writes go back to committing one by one.",
         risk=RiskParts(migration_complexity=1, breaking_changes=1, data_risk=2),
         impact=("The writes now succeed or fail together, so no half-applied change is left behind; the number "
                 "of commits per call drops to one (an estimate of the effect, to be checked in VERIFY)."),
         test_requirement="The operation writes the same rows; a failure in a later statement rolls back earlier ones.",
     )
-
-
-def _wrap(text: str, function: str, lines: tuple[int, int], context: str) -> str | None:
-    from libcst.metadata import MetadataWrapper, PositionProvider
-
-    wrapper = MetadataWrapper(cst.parse_module(text))
-    positions = wrapper.resolve(PositionProvider)
-    with_item = cst.parse_statement(f"with {context}:\n    pass\n")
-    assert isinstance(with_item, cst.With)
-
-    class Wrap(cst.CSTTransformer):
-        done = False
-
-        def leave_IndentedBlock(self, original: cst.IndentedBlock, updated: cst.IndentedBlock) -> cst.IndentedBlock:
-            indexes = [i for i, stmt in enumerate(original.body)
-                       if lines[0] <= positions[stmt].start.line and positions[stmt].end.line <= lines[1]]
-            if self.done or not indexes or positions[original.body[indexes[0]]].start.line != lines[0]:
-                return updated
-            self.done = True
-            start, end = indexes[0], indexes[-1] + 1
-            inner = list(updated.body[start:end])
-            inner[0] = inner[0].with_changes(leading_lines=[])
-            first = updated.body[start]  # every statement is one of these two; both carry the leading comments
-            assert isinstance(first, cst.SimpleStatementLine | cst.BaseCompoundStatement)
-            block = with_item.with_changes(body=cst.IndentedBlock(body=inner), leading_lines=first.leading_lines)
-            return updated.with_changes(body=[*updated.body[:start], block, *updated.body[end:]])
-
-    out = wrapper.module.visit(Wrap())
-    return out.code if out.code != text else None
 
 
 DB_HELPER = '''
@@ -317,4 +348,129 @@ INVALID = [
             return appointment
         ''', extra={"settings.py": 'DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3"}}\n'},
         note="Django in autocommit mode: dependent ORM writes go in transaction.atomic()"),
+]
+
+INVALID += [
+    example('''
+        from app.models import Account
+
+        def transfer(session, source_id, target_id, amount):
+            source = session.get(Account, source_id)
+            source.balance -= amount
+            session.commit()
+            target = session.get(Account, target_id)
+            target.balance += amount
+            session.commit()
+        ''', '''
+        from app.models import Account
+
+        def transfer(session, source_id, target_id, amount):
+            source = session.get(Account, source_id)
+            source.balance -= amount
+            session.flush()
+            target = session.get(Account, target_id)
+            target.balance += amount
+            session.commit()
+        ''', note="ORM Session: the commit between the writes becomes a flush; the last commit stays"),
+    example('''
+        from app import db
+        from app.models import Order, Shipment
+
+        def place(customer_id, address):
+            order = Order(customer_id=customer_id)
+            db.session.add(order)
+            db.session.commit()
+            db.session.add(Shipment(order_id=order.id, address=address))
+            db.session.commit()
+            return order
+        ''', '''
+        from app import db
+        from app.models import Order, Shipment
+
+        def place(customer_id, address):
+            order = Order(customer_id=customer_id)
+            db.session.add(order)
+            db.session.flush()
+            db.session.add(Shipment(order_id=order.id, address=address))
+            db.session.commit()
+            return order
+        ''', note="Flask-SQLAlchemy: flush() still gives order.id to the next statement"),
+    example('''
+        from sqlalchemy import insert, update
+
+        def replace_meter(conn, meters, events, meter_id, serial):
+            conn.execute(update(meters).where(meters.c.id == meter_id).values(retired=True))
+            conn.commit()
+            new_id = conn.execute(insert(meters).values(serial=serial)).inserted_primary_key[0]
+            conn.commit()
+            conn.execute(insert(events).values(meter_id=new_id, kind="replaced"))
+            conn.commit()
+            return new_id
+        ''', '''
+        from sqlalchemy import insert, update
+
+        def replace_meter(conn, meters, events, meter_id, serial):
+            conn.execute(update(meters).where(meters.c.id == meter_id).values(retired=True))
+            new_id = conn.execute(insert(meters).values(serial=serial)).inserted_primary_key[0]
+            conn.execute(insert(events).values(meter_id=new_id, kind="replaced"))
+            conn.commit()
+            return new_id
+        ''', note="SQLAlchemy Core connection: the commits between the statements go"),
+    example('''
+        def buy(conn, user_id, event_id, quantity):
+            with conn.cursor() as cur:
+                cur.execute("INSERT INTO orders (user_id, event_id) VALUES (%s, %s)", (user_id, event_id))
+                # the order first
+                conn.commit()
+                cur.execute("UPDATE events SET sold = sold + %s WHERE id = %s", (quantity, event_id))
+                conn.commit()
+        ''', '''
+        def buy(conn, user_id, event_id, quantity):
+            with conn.cursor() as cur:
+                cur.execute("INSERT INTO orders (user_id, event_id) VALUES (%s, %s)", (user_id, event_id))
+                # the order first
+                cur.execute("UPDATE events SET sold = sold + %s WHERE id = %s", (quantity, event_id))
+                conn.commit()
+        ''', note="psycopg / DB-API: the cursor's connection commits once"),
+    example('''
+        def archive(session, note, log):
+            note.archived = True
+            session.add(note)
+            session.commit()
+            if not log:
+                return note
+            session.add(log)
+            session.commit()
+            return note
+        ''', note="reported, not fixed: without the first commit the early return would write nothing"),
+]
+
+VALID += [
+    example('''
+        import requests
+        from app.models import Payment
+
+        def capture(session, order, token):
+            order.status = "capturing"
+            session.add(order)
+            session.commit()
+            response = requests.post("https://pay.example/capture", json={"token": token})
+            session.add(Payment(order_id=order.id, reference=response.json()["id"]))
+            session.commit()
+        ''', note="the first commit records the order before the payment call: on purpose"),
+    example('''
+        def register(session, user, welcome):
+            session.add(user)
+            session.commit()
+            send_email(user.email, welcome)
+            user.welcomed = True
+            session.commit()
+        ''', note="an email between the commits"),
+    example('''
+        def transfer(session, source, target, amount):
+            with session.begin():
+                session.add(source)
+                source.balance -= amount
+                target.balance += amount
+        '''),
 ]
