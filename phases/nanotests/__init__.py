@@ -5,7 +5,9 @@ and the target's own test of the code path. `prove` runs in IMPLEMENT: it measur
 then keeps it only if it passes on the branch and fails on the base commit; a guard that passes on the
 base commit guards nothing and is dropped. Categories generated now: n_plus_one (SQLAlchemy projects with
 pytest functions, Django projects with TestCase classes), sql_injection (injection.py), missing_index and
-missing_composite_index (index.py). Every other category says why none is written.
+missing_composite_index (index.py), loop_writes and missing_transaction (writes.py: write round trips and
+separate commits counted while the project's own test of the code path runs), weak_password_hash (password.py).
+Every other category says why none is written.
 """
 
 from __future__ import annotations
@@ -20,22 +22,14 @@ from tuber.agent.adapters.sandbox import Runner
 from tuber.agent.models import Finding
 from tuber.phases.datamap import calls
 from tuber.phases.datamap.repo import RepoMap
-from tuber.phases.nanotests import index, injection, querycount
+from tuber.phases.nanotests import index, injection, password, querycount, writes
 from tuber.phases.nanotests.scenario import scenarios
 from tuber.phases.rules.base import Fix
 
 MAX_LINES = 30
-GENERATED = ("n_plus_one", "sql_injection", "missing_index", "missing_composite_index")
-# Why the categories a guard would suit are not generated yet: each needs rows or a user the guard cannot
-# create generically from the project's fixtures.
-NOT_YET = {
-    "weak_password_hash": "a legacy-hash login guard needs a user stored through the project's own registration "
-                          "path with a known password; no generic way to find and call it yet",
-    "missing_transaction": "a partial-write guard needs the rows the dependent writes touch and a failure injected "
-                           "between them; not generated generically yet",
-    "loop_writes": "a one-commit guard needs the rows the loop writes and a failure injected mid-loop; not "
-                   "generated generically yet",
-}
+GENERATED = ("n_plus_one", "sql_injection", "missing_index", "missing_composite_index", "loop_writes",
+             "missing_transaction", "weak_password_hash")
+NOT_YET: dict[str, str] = {}  # why a category a guard would suit is not generated yet
 
 
 @dataclass(frozen=True)
@@ -75,8 +69,10 @@ def drafts(fix: Fix, finding: Finding, repo: RepoMap) -> tuple[list[Draft], str]
     """Every candidate guard, best first (IMPLEMENT keeps the first that proves), or [] and why."""
     if finding.category not in GENERATED:
         return [], f"no nanotask test: {NOT_YET.get(finding.category, 'not generated reliably for ' + finding.category + ' yet')}"
+    if finding.category in ("loop_writes", "missing_transaction"):
+        return _scenario_guards(finding, repo)
     if finding.category != "n_plus_one":
-        return _other(finding, repo)
+        return _other(fix, finding, repo)
     stack = repo.orm or ""
     if stack not in ("sqlalchemy", "django"):
         return [], "no nanotask test: query counting is generated for SQLAlchemy and Django projects only"
@@ -99,10 +95,23 @@ def drafts(fix: Fix, finding: Finding, repo: RepoMap) -> tuple[list[Draft], str]
     return found, ""
 
 
-def _other(finding: Finding, repo: RepoMap) -> tuple[list[Draft], str]:
-    """The guards written from the finding's own code path (injection payloads, index plans)."""
-    generate = injection.guards if finding.category == "sql_injection" else index.guards
-    candidates, reason = generate(finding, repo)
+def _scenario_guards(finding: Finding, repo: RepoMap) -> tuple[list[Draft], str]:
+    """The write-counting guards: each re-runs one of the project's own tests of the code path."""
+    candidates, reason = writes.guards(finding, repo, _enclosing_function(repo, finding))
+    found = [Draft(path=path, template=text, summary=f"nanotask test {path}: {summary}")
+             for path, text, summary in candidates
+             if len(text.splitlines()) < MAX_LINES and not (repo.root / path).exists()]
+    if not found:
+        return [], reason or f"no nanotask test: the {finding.category} guard would not fit {MAX_LINES} lines"
+    return found, ""
+
+
+def _other(fix: Fix, finding: Finding, repo: RepoMap) -> tuple[list[Draft], str]:
+    """The guards written from the finding's own code path (injection payloads, index plans, the fixed hasher)."""
+    if finding.category == "weak_password_hash":
+        candidates, reason = password.guards(fix, finding, repo)
+    else:
+        candidates, reason = (injection.guards if finding.category == "sql_injection" else index.guards)(finding, repo)
     found: list[Draft] = []
     for name, text, summary in candidates:
         path = injection.home_path(repo, name)

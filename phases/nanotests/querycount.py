@@ -12,7 +12,7 @@ import re
 from tuber.phases.nanotests.scenario import Scenario
 
 LIMIT = "__TUBER_LIMIT__"
-COUNT = re.compile(r"(\d+) SELECT statements \(guard")
+COUNT = re.compile(r"(\d+) [A-Za-z ]+ \(guard: at most")  # "12 SELECT statements (guard: at most ..."
 
 SQLALCHEMY = '''"""Tuber nanotask guard: {route} must not go back to one query per row (n_plus_one)."""
 
@@ -72,6 +72,6 @@ def render(scenario: Scenario, route: str, stack: str, slug: str) -> str | None:
 
 
 def measured(output: str) -> int | None:
-    """The SELECT count a guard run reported."""
+    """The count a guard run reported (SELECT statements, write round trips, separate commits)."""
     found = COUNT.findall(output)
     return int(found[-1]) if found else None
