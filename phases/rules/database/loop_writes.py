@@ -27,10 +27,23 @@ db.commit()
 ```
 
 ## Fix safety
-A per-row commit that ends the loop body moves after the loop: the same rows are written, in one
-transaction (a failure mid-loop now writes none of them instead of some). Not offered when the loop can
-leave early (`return`/`break`/`yield`) or when code after the commit in the body may depend on it.
-A body that is a single `cursor.execute(SQL, params)` becomes one `executemany` over the same rows.
+Every plan writes the same rows, once, after the loop instead of one by one inside it, in one transaction:
+a failure mid-loop now writes none of them instead of some. None is offered when the loop can leave early
+(`return`/`break`/`raise`/`yield`), or when code after the commit in the body may depend on it.
+- A per-row commit that ends the loop body moves after the loop.
+- A body that is a single `cursor.execute(SQL, params)` becomes one `executemany` over the same rows.
+- SQLAlchemy `conn.execute(insert(T).values(k=v))` per row: the rows are collected as dicts and inserted by
+  one `conn.execute(insert(T), rows)` when there are any (an empty list would insert a row of defaults).
+  Only for keyword `.values()` of plain values (no SQL expression), nothing else chained.
+- Django `Model.objects.create(...)` with its result unused: the instances are collected and inserted by
+  one `Model.objects.bulk_create(...)`. `obj.field = ...; obj.save()` over `Model.objects.filter(...)`:
+  one `Model.objects.bulk_update(objs, [fields])`. Neither calls `save()` nor sends `pre_save`/`post_save`,
+  and `bulk_update` skips the `auto_now` refresh and never re-inserts a row deleted meanwhile: both refuse
+  when the model or a base overrides `save()`, a receiver or `register()` in the repository may be for it,
+  it inherits from a concrete model or a third-party base, its manager overrides the bulk path, or (update)
+  it has `auto_now` fields. Receivers that only installed packages register are not seen.
+The collecting plans also refuse when anything else in the loop may query the database (it would see rows
+not written yet) or when a `try`/`with` in the loop wraps the write.
 Scores: `scored("loop_writes", hot=...)`, hot when an endpoint runs the loop.
 """
 
@@ -38,13 +51,14 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, TypeGuard
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, TypeGuard
 
-import libcst as cst
 from tuber.agent.models import RiskParts
 from tuber.phases.rules.base import Fix, Hit, SourceFile, dotted_name, enclosing_symbol, example, walk_with_parents
+from tuber.phases.rules.database import _bulk_writes as bq
 from tuber.phases.rules.database import _queries as q
+from tuber.phases.rules.database._bulk_rewrite import executemany, move_commit, replace_loop, rewrite
 from tuber.phases.rules.database._codemod import span
 from tuber.phases.rules.database._loop_units import unit_per_iteration
 from tuber.phases.rules.scoring import scored
@@ -56,10 +70,17 @@ ID = "loop-writes"
 CATEGORY = "loop_writes"
 LAYER = "database"
 TRIGGERS = ("commit", "execute", "save(", ".create(", "flush", ".update(")
-SESSIONISH = re.compile(r"(session|sess|db|conn|connection|con|cnx|cursor|cur|tx|transaction|engine)$", re.IGNORECASE)
+SESSIONISH = bq.SESSIONISH
 WRITE_SQL = {"INSERT", "UPDATE", "DELETE", "REPLACE", "UPSERT", "MERGE"}
 SA_WRITES = {"insert", "update", "delete"}
 DJANGO_WRITES = {"create", "update", "get_or_create", "update_or_create", "delete"}
+ACTIONS = {
+    "move_commit": "Commit once after the loop instead of once per row",
+    "executemany": "Run the per-row statement once with executemany over the same rows",
+    "bulk_create": "Collect the new objects in the loop and insert them with one bulk_create after it",
+    "bulk_update": "Collect the changed objects in the loop and write their fields with one bulk_update after it",
+    "insert_many": "Collect the rows in the loop and insert them with one executemany-style execute after it",
+}
 MIGRATION_PATH = re.compile(r"(^|/)(migrations|alembic|versions)/")
 
 
@@ -73,7 +94,7 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
         body = list(_own_nodes(node))
         if any(isinstance(n, ast.Break) for n in body):
             continue  # a retry or search loop, not a per-row write
-        names = {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
+        names = bq.row_names(node)
         commits = [n for n in body if _is_commit(n)]
         writes = [n for n in body if isinstance(n, ast.Call) and _is_row_write(n, names, file, repo, node)]
         if not commits and not writes:
@@ -82,7 +103,8 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
             continue
         function = next((p for p in reversed(parents) if isinstance(p, q.Def)), None)
         endpoint = q.request_endpoint(repo, file.path, function.name) if function else None
-        plan = _plan(node, commits, writes)
+        scope = next((p for p in reversed(parents) if isinstance(p, q.Def | ast.ClassDef)), file.tree)
+        plan, bulk = _plan(node, commits, writes, scope, file, repo)
         what = (f"{dotted_name(commits[0].func)}() per iteration" if commits
                 else f"{file.segment(writes[0].func)}(...) per row")
         yield Hit(
@@ -91,7 +113,7 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
             scores=scored(CATEGORY, hot=endpoint is not None), symbol=enclosing_symbol(parents),
             key=f"loop:{file.segment(node.iter)[:60]}:{what}", fixable=plan is not None and not in_migration,
             context=" ".join([*getattr(endpoint, "methods", ()), getattr(endpoint, "route", "")]).strip(),
-            data={"plan": plan, "loop": span(file.text, node)},
+            data={"plan": plan, "loop": span(file.text, node), "bulk": bulk},
         )
 
 
@@ -146,23 +168,32 @@ def _assigned_in(loop: ast.AST, name: str) -> bool:
                for n in ast.walk(loop))
 
 
-def _plan(loop: ast.For | ast.AsyncFor, commits: list[ast.Call], writes: list[ast.Call]) -> str | None:
-    """'move_commit' when a trailing per-row commit can move after the loop; 'executemany' for a body that
-    is one DB-API execute; None when no safe mechanical fix exists."""
+def _plan(loop: ast.For | ast.AsyncFor, commits: list[ast.Call], writes: list[ast.Call], scope: bq.Scope,
+          file: SourceFile, repo: RepoMap) -> tuple[str | None, dict[str, Any] | None]:
+    """The fix plan (None when no safe mechanical fix exists) and, for a bulk plan, what it rewrites:
+    'move_commit' when a trailing per-row commit can move after the loop; 'executemany' for a body that is one
+    DB-API execute (and maybe the commit); 'bulk_create' / 'bulk_update' / 'insert_many' (see _bulk_writes)."""
     own = list(_own_nodes(loop))
-    if loop.orelse or any(isinstance(n, ast.Return | ast.Yield | ast.YieldFrom | ast.Continue) for n in own):
-        return None
+    if loop.orelse or any(isinstance(n, ast.Return | ast.Yield | ast.YieldFrom) for n in own):
+        return None, None
     last = loop.body[-1]
-    if commits and not writes and len(commits) == 1 and isinstance(last, ast.Expr) and last.value is commits[0]:
-        return "move_commit"
-    if (not commits and len(writes) == 1 and len(loop.body) == 1 and isinstance(last, ast.Expr)
-            and last.value is writes[0] and isinstance(writes[0].func, ast.Attribute)
-            and writes[0].func.attr == "execute"
-            and len(writes[0].args) == 2 and not writes[0].keywords
-            and isinstance(writes[0].args[0], ast.Constant | ast.Name | ast.JoinedStr | ast.BinOp)
+    awaited = last.value.value if isinstance(last, ast.Expr) and isinstance(last.value, ast.Await) else None
+    commit = (last if len(commits) == 1 and isinstance(last, ast.Expr) and commits[0] in (last.value, awaited)
+              else None)
+    if (commits and commit is None) or len(writes) > 1:
+        return None, None
+    if not writes:
+        return ("move_commit" if not any(isinstance(n, ast.Continue) for n in own) else None), None
+    write = writes[0]
+    body = [s for s in loop.body if s is not commit]
+    if (len(body) == 1 and isinstance(body[0], ast.Expr) and body[0].value is write
+            and isinstance(write.func, ast.Attribute) and write.func.attr == "execute"
+            and len(write.args) == 2 and not write.keywords
+            and isinstance(write.args[0], ast.Constant | ast.Name | ast.JoinedStr | ast.BinOp)
             and not isinstance(loop, ast.AsyncFor)):
-        return "executemany"
-    return None
+        return "executemany", None
+    bulk = bq.bulk_plan(loop, write, commit, scope, file, repo)
+    return (None, None) if bulk is None else (bulk["kind"], bulk)
 
 
 def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
@@ -170,11 +201,12 @@ def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
     if plan is None:
         return None
     if plan == "move_commit":
-        new = _replace_statement(file.text, hit.data["loop"], _move_commit)
-        action = "Commit once after the loop instead of once per row"
+        new = replace_loop(file.text, hit.data["loop"], move_commit)
+    elif plan == "executemany":
+        new = replace_loop(file.text, hit.data["loop"], executemany)
     else:
-        new = _replace_statement(file.text, hit.data["loop"], _executemany)
-        action = "Run the per-row statement once with executemany over the same rows"
+        new = rewrite(file.text, hit.data["loop"], hit.data["bulk"])
+    action = ACTIONS[plan]
     if new is None or new == file.text:
         return None
     return Fix(
@@ -188,67 +220,18 @@ def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
     )
 
 
-def _replace_statement(text: str, where: tuple[int, int, int, int],
-                       change: Callable[[cst.For], list[cst.BaseStatement]]) -> str | None:
-    """`text` with the `for` statement starting at `where` replaced by what `change` makes of it."""
-    from libcst.metadata import MetadataWrapper, PositionProvider
+TAG_MODEL = '''
+    from django.db import models
 
-    wrapper = MetadataWrapper(cst.parse_module(text))
-    positions = wrapper.resolve(PositionProvider)
-    loops = [n for n, r in positions.items() if isinstance(n, cst.For)
-             and (r.start.line, r.start.column) == where[:2]]
-    if not loops:
-        return None
-    target = loops[0]
-
-    def swapped(originals: Sequence[cst.BaseStatement], updated: Sequence[cst.BaseStatement],
-                ) -> list[cst.BaseStatement] | None:
-        """The block's statements with the loop changed, or None when the loop is not in this block."""
-        if target not in originals:
-            return None
-        index = list(originals).index(target)
-        loop = updated[index]
-        if not isinstance(loop, cst.For):
-            return None
-        body = list(updated)
-        body[index:index + 1] = change(loop)
-        return body
-
-    class Swap(cst.CSTTransformer):
-        def leave_IndentedBlock(self, original: cst.IndentedBlock, updated: cst.IndentedBlock) -> cst.IndentedBlock:
-            body = swapped(original.body, updated.body)
-            return updated if body is None else updated.with_changes(body=body)
-
-        def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
-            body = swapped(original.body, updated.body)
-            return updated if body is None else updated.with_changes(body=body)
-
-    return wrapper.module.visit(Swap()).code
-
-
-def _move_commit(loop: cst.For) -> list[cst.BaseStatement]:
-    """The loop without its trailing commit, then the commit (a one-line loop body is left alone)."""
-    if not isinstance(loop.body, cst.IndentedBlock):
-        return [loop]
-    body = list(loop.body.body)
-    commit = body.pop()
-    return [loop.with_changes(body=loop.body.with_changes(body=body)), commit.with_changes(leading_lines=[])]
-
-
-def _executemany(loop: cst.For) -> list[cst.BaseStatement]:
-    """One `executemany` over the rows the loop's single `execute(sql, params)` ran one by one."""
-    stmt = loop.body.body[0] if isinstance(loop.body, cst.IndentedBlock) else None
-    expr = stmt.body[0] if isinstance(stmt, cst.SimpleStatementLine) else None
-    call = expr.value if isinstance(expr, cst.Expr) else None
-    if stmt is None or expr is None or not isinstance(call, cst.Call) or not isinstance(call.func, cst.Attribute):
-        return [loop]  # _plan only picks loops whose whole body is that one call: nothing else to rewrite
-    sql, params = call.args[0], call.args[1]
-    rows = cst.ListComp(elt=params.value, for_in=cst.CompFor(target=loop.target, iter=loop.iter))
-    new_call = call.with_changes(func=call.func.with_changes(attr=cst.Name("executemany")),
-                                 args=[sql, params.with_changes(value=rows)])
-    line = stmt.with_changes(body=[expr.with_changes(value=new_call)], leading_lines=loop.leading_lines)
-    return [line]
-
+    class Tag(models.Model):
+        name = models.CharField(max_length=40)
+        hits = models.IntegerField(default=0)
+    '''
+SAVES_LOWER_CASE = '''
+        def save(self, *args, **kwargs):
+            self.name = self.name.lower()
+            super().save(*args, **kwargs)
+    '''
 
 VALID = [
     example('''
@@ -290,10 +273,130 @@ INVALID = [
             cur.executemany("INSERT INTO tags (name) VALUES (?)", [(name,) for name in names])
         '''),
     example('''
-        from models import Tag
+        def import_tags(cur, conn, names):
+            for name in names:
+                cur.execute("INSERT INTO tags (name) VALUES (?)", (name,))
+                conn.commit()
+        ''', '''
+        def import_tags(cur, conn, names):
+            cur.executemany("INSERT INTO tags (name) VALUES (?)", [(name,) for name in names])
+            conn.commit()
+        ''', note="a per-row write and a per-row commit: one executemany, one commit"),
+    example('''
+        def add_tags(session, names):
+            for name in names:
+                session.add(Tag(name=name))
+                session.commit()
+        ''', '''
+        def add_tags(session, names):
+            for name in names:
+                session.add(Tag(name=name))
+            session.commit()
+        ''', note="the unit of work batches the INSERTs at the one flush"),
+    example('''
+        from tags.models import Tag
 
         def import_tags(names):
             for name in names:
                 Tag.objects.create(name=name)
-        ''', note="Django create per row: reported, batch with bulk_create by hand"),
+        ''', '''
+        from tags.models import Tag
+
+        def import_tags(names):
+            Tag.objects.bulk_create([Tag(name=name) for name in names])
+        ''', extra={"tags/models.py": TAG_MODEL}),
+    example('''
+        from tags.models import Tag
+
+        def import_tags(names):
+            for name in names:
+                cleaned = name.strip().lower()
+                if not cleaned:
+                    continue
+                Tag.objects.create(name=cleaned, hits=0)
+        ''', '''
+        from tags.models import Tag
+
+        def import_tags(names):
+            new_tags = []
+            for name in names:
+                cleaned = name.strip().lower()
+                if not cleaned:
+                    continue
+                new_tags.append(Tag(name=cleaned, hits=0))
+            Tag.objects.bulk_create(new_tags)
+        ''', extra={"tags/models.py": TAG_MODEL}),
+    example('''
+        from tags.models import Tag
+
+        def count_hits(prefix, seen):
+            for tag in Tag.objects.filter(name__startswith=prefix):
+                tag.hits += seen.get(tag.name, 0)
+                tag.save()
+        ''', '''
+        from tags.models import Tag
+
+        def count_hits(prefix, seen):
+            changed_tags = []
+            for tag in Tag.objects.filter(name__startswith=prefix):
+                tag.hits += seen.get(tag.name, 0)
+                changed_tags.append(tag)
+            Tag.objects.bulk_update(changed_tags, ["hits"])
+        ''', extra={"tags/models.py": TAG_MODEL}),
+    example('''
+        from sqlalchemy import insert
+
+        def import_readings(conn, rows, meters):
+            for row in rows:
+                meter_id = meters.get(row["serial"])
+                if meter_id is None:
+                    continue
+                conn.execute(insert(readings).values(meter_id=meter_id, value=float(row["value"])))
+            conn.commit()
+        ''', '''
+        from sqlalchemy import insert
+
+        def import_readings(conn, rows, meters):
+            readings_rows = []
+            for row in rows:
+                meter_id = meters.get(row["serial"])
+                if meter_id is None:
+                    continue
+                readings_rows.append({"meter_id": meter_id, "value": float(row["value"])})
+            if readings_rows:
+                conn.execute(insert(readings), readings_rows)
+            conn.commit()
+        '''),
+    example('''
+        from tags.models import Tag
+
+        def import_tags(names):
+            for name in names:
+                Tag.objects.create(name=name)
+        ''', extra={"tags/models.py": TAG_MODEL + SAVES_LOWER_CASE},
+        note="reported, not fixed: bulk_create would skip the custom save()"),
+    example('''
+        from tags.models import Tag
+
+        def import_tags(names):
+            for name in names:
+                Tag.objects.create(name=name)
+        ''', extra={"tags/models.py": TAG_MODEL, "tags/signals.py": '''
+            from django.db.models.signals import post_save
+            from django.dispatch import receiver
+            from tags.models import Tag
+
+            @receiver(post_save, sender=Tag)
+            def announce(sender, instance, created, **kwargs):
+                print(instance.name)
+            '''}, note="reported, not fixed: bulk_create sends no post_save to the receiver"),
+    example('''
+        from tags.models import Tag
+
+        def import_tags(names):
+            for name in names:
+                if not Tag.objects.filter(name=name).exists():
+                    Tag.objects.create(name=name)
+        ''', extra={"tags/models.py": TAG_MODEL},
+        note="reported, not fixed: the query in the loop must see the rows written before it"),
 ]
