@@ -197,7 +197,7 @@ def _trace_call(call: ast.Call, scope: Scope) -> Origin | None:
         if origin and method == "scalar":
             origin = replace(origin, single=True)
         return origin
-    if method in ("fetchall", "fetchmany") and isinstance(func.value, ast.Name):
+    if method in ("fetchall", "fetchmany", "fetchone") and isinstance(func.value, ast.Name):
         executed, where = _last_execute(scope, func.value.id, call.lineno), scope
         bound = scope.bindings.get(func.value.id)
         if executed is None and bound is not None and isinstance(bound[0], ast.Name):
@@ -205,6 +205,8 @@ def _trace_call(call: ast.Call, scope: Scope) -> Origin | None:
             where = bound[1]
             executed = _last_execute(where, bound[0].id, bound[0].lineno)
         origin = trace(executed, where) if executed is not None else None
+        if origin and method == "fetchone":
+            return replace(origin, single=True)
         return replace(origin, bounded=origin.bounded or method == "fetchmany") if origin else None
     if method == "get" and call.args and dotted_name(call.args[0]).rsplit(".", 1)[-1] in known:  # session.get(M, id)
         model = dotted_name(call.args[0]).rsplit(".", 1)[-1]

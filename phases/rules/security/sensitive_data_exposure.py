@@ -42,10 +42,12 @@ from collections.abc import Iterator
 from tuber.agent.models import RiskParts
 from tuber.phases.datamap.endpoints import endpoint_function, endpoints_reaching
 from tuber.phases.datamap.repo import RepoMap
-from tuber.phases.rules.base import Example, Fix, Hit, SourceFile, dotted_name, example, walk_with_parents
+from tuber.phases.rules.base import Fix, Hit, SourceFile, dotted_name, walk_with_parents
 from tuber.phases.rules.scoring import scored
 from tuber.phases.rules.security import _pydantic_exposure as pydantic
 from tuber.phases.rules.security._guards import is_login_like
+from tuber.phases.rules.security._row_exposure import name_columns, row_leaks
+from tuber.phases.rules.security._sensitive_examples import INVALID, VALID
 from tuber.phases.rules.security._sensitive_models import (
     SENSITIVE,
     SERIALISERS,
@@ -69,166 +71,8 @@ CREDENTIAL_HOLDER = re.compile(r"api_?keys?|tokens?|secrets?|credentials?", re.I
 CREDENTIAL_ATTR = {"key", "token", "value", "secret", "code"}
 LOGGED = re.compile(r"^(password|passwd|pwd|secret|client_secret|api_key|apikey|access_token|refresh_token|token|"
                     r"password_hash|private_key)$", re.IGNORECASE)
+__all__ = ["CATEGORY", "ID", "INVALID", "LAYER", "TRIGGERS", "VALID", "detect", "fix"]
 LOG_CALL = re.compile(r"(^|\.)(log|logger|logging|_log|_logger)\.(debug|info|warning|warn|error|exception|critical)$")
-
-
-_MODELS = """
-from .extensions import db
-
-class SerializerMixin:
-    def to_dict(self, exclude=()):
-        return {c.key: getattr(self, c.key) for c in self.__table__.columns if c.key not in exclude}
-
-class User(SerializerMixin, db.Model):
-    id = db.Column(db.Integer, primary_key=True)
-    username = db.Column(db.String(40))
-    password_hash = db.Column(db.String(255))
-"""
-
-_SCHEMAS = """
-from pydantic import BaseModel, ConfigDict
-
-class UserRecord(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: int
-    email: str
-    password_hash: str
-    salt: str
-
-class UserOut(BaseModel):
-    id: int
-    email: str
-
-class TokenOut(BaseModel):
-    access_token: str
-"""
-_ROUTES = """
-    from fastapi import FastAPI
-    from .schemas import UserRecord
-
-    app = FastAPI()
-
-    @app.get("/admin/users", response_model={model}{extra})
-    def export_users(repo):
-        return repo.all()
-    """
-
-VALID: list[Example] = [
-    example(_ROUTES.format(model="list[UserOut]", extra=""), extra={"schemas.py": _SCHEMAS},
-            note="a response model without the credential fields"),
-    example("""
-        from fastapi import FastAPI
-        from .schemas import TokenOut
-
-        app = FastAPI()
-
-        @app.post("/auth/token", response_model=TokenOut)
-        def login(form):
-            return TokenOut(access_token=issue(form.username))
-        """, extra={"schemas.py": _SCHEMAS}, note="the caller's own fresh token"),
-    example("""
-        from flask import Blueprint, jsonify
-        from .models import User
-
-        bp = Blueprint("users", __name__)
-
-        @bp.get("/me")
-        def me():
-            user = User.query.get(1)
-            return jsonify(user.to_dict(exclude=("password_hash",)))
-        """, path="app/users.py", extra={"app/models.py": _MODELS}, note="excluded"),
-    example("""
-        from fastapi import APIRouter
-
-        router = APIRouter()
-
-        @router.post("/auth/token")
-        def login(form: LoginForm):
-            user = authenticate(form.username, form.password)
-            return {"access_token": create_access_token(user.id), "token_type": "bearer"}
-        """, note="the caller's own fresh token"),
-    example("""
-        import logging
-        log = logging.getLogger(__name__)
-
-        def login(username, password):
-            log.info("login attempt for %s", username)
-        """, note="logs the username only"),
-]
-
-INVALID: list[Example] = [
-    example("""
-        from flask import Blueprint, jsonify
-        from .models import User
-
-        bp = Blueprint("users", __name__)
-
-        @bp.get("/users/<name>")
-        def profile(name):
-            user = User.query.filter_by(username=name).first_or_404()
-            return jsonify(user.to_dict())
-        """, """
-        from flask import Blueprint, jsonify
-        from .models import User
-
-        bp = Blueprint("users", __name__)
-
-        @bp.get("/users/<name>")
-        def profile(name):
-            user = User.query.filter_by(username=name).first_or_404()
-            return jsonify(user.to_dict(exclude=("password_hash",)))
-        """, path="app/users.py", extra={"app/models.py": _MODELS}, note="whole-row serialiser"),
-    example("""
-        from fastapi import APIRouter
-        from .models import Account
-
-        router = APIRouter()
-
-        @router.get("/accounts/{account_id}")
-        def account(account_id: int):
-            row = Account.get(account_id)
-            return {"id": row.id, "email": row.email, "api_key": row.api_key}
-        """, """
-        from fastapi import APIRouter
-        from .models import Account
-
-        router = APIRouter()
-
-        @router.get("/accounts/{account_id}")
-        def account(account_id: int):
-            row = Account.get(account_id)
-            return {"id": row.id, "email": row.email}
-        """, note="dict literal"),
-    example("""
-        import logging
-        log = logging.getLogger(__name__)
-
-        def login(username, password):
-            log.info("login attempt %s / %s", username, password)
-        """, note="password in a log line"),
-    example(_ROUTES.format(model="list[UserRecord]", extra=""), _ROUTES.format(
-        model="list[UserRecord]", extra=', response_model_exclude={"__all__": {"password_hash", "salt"}}'),
-        extra={"schemas.py": _SCHEMAS}, note="FastAPI response model: the route excludes the fields"),
-    example("""
-        from fastapi import FastAPI
-        from .schemas import UserRecord
-
-        app = FastAPI()
-
-        @app.get("/admin/users")
-        def export_users(repo):
-            return [UserRecord.model_validate(u).model_dump() for u in repo.all()]
-        """, """
-        from fastapi import FastAPI
-        from .schemas import UserRecord
-
-        app = FastAPI()
-
-        @app.get("/admin/users")
-        def export_users(repo):
-            return [UserRecord.model_validate(u).model_dump(exclude={"password_hash", "salt"}) for u in repo.all()]
-        """, extra={"schemas.py": _SCHEMAS}, note="a schema validated from rows and dumped into the response"),
-]
 
 
 def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
@@ -270,6 +114,11 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
                           fixable=True, data={"kind": "serialiser", "fields": model.sensitive,
                                               "param": model.exclude_param})
     yield from _dict_literals(file, repo)
+    for row in row_leaks(file, repo):
+        yield Hit(line=row.line, message=f"{row.function}() returns whole rows of {row.table}, including "
+                  f"{', '.join(row.fields)}", scores=scored(CATEGORY), symbol=row.function,
+                  key=f"rows:{row.table}:{','.join(row.fields)}", fixable=bool(row.sql),
+                  data={"kind": "select", "fields": row.fields, "sql": row.sql, "columns": row.columns})
     for leak in pydantic.leaks(file, repo):
         what = ("route's response model" if leak.kind == "response_model"
                 else f"{leak.schema}.{'model_validate'}(...) returned")
@@ -287,6 +136,9 @@ def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
 
     fields = tuple(hit.data.get("fields", ()))
     kind = hit.data.get("kind")
+    if kind == "select" and hit.data.get("sql"):
+        text = name_columns(file.text, hit.data["sql"], tuple(hit.data["columns"]))
+        return _fix(file, text, fields) if text else None
     if kind in ("response_model", "validated") and hit.data.get("exclusion"):
         text = pydantic.exclude_fields(file.text, hit.line, hit.data["function"], kind, hit.data["exclusion"])
         return _fix(file, text, fields) if text else None
