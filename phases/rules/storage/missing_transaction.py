@@ -40,7 +40,8 @@ session.commit()
 Commits between the writes: the last commit stays and the ones between the writes go. On an ORM Session
 each becomes `flush()`: the same SQL is sent at the same points (generated ids of added objects are there
 for later statements, `autoflush=False` sessions see their changes, a constraint error surfaces at the
-same line), only the COMMIT moves to the end. On a DB-API or Core connection, whose `execute` already
+same line), only the COMMIT moves to the end (loaded objects are no longer expired and re-read in the
+middle, which only matters for values a trigger computes unknown to the mapping). On a DB-API or Core connection, whose `execute` already
 sent the statement, the `commit()` is removed. A failure before the last commit now leaves nothing
 written: the open transaction is rolled back when the request's session or connection is closed (or by
 the caller's rollback), and a caller that swallows the error and commits later gets no more than the
@@ -73,6 +74,7 @@ from tuber.phases.rules.database import _queries as q
 from tuber.phases.rules.scoring import scored
 from tuber.phases.rules.storage import _commit_between as cb
 from tuber.phases.rules.storage import _tx_rewrite as rewrite
+from tuber.phases.rules.storage import _tx_scan as scan
 from tuber.phases.rules.storage import _tx_writes as tx
 
 if TYPE_CHECKING:
@@ -82,21 +84,18 @@ ID = "missing-transaction"
 CATEGORY = "missing_transaction"
 LAYER = "storage"
 TRIGGERS = ("execute", "objects.", ".save(", "conn", "cursor", "session", "commit")
-WRITE_SQL = {"INSERT", "UPDATE", "DELETE", "REPLACE"}
-TRANSACTION_CONTEXTS = re.compile(r"(^|\.)(transaction|atomic|begin|begin_nested|Transaction)$")
 DJANGO_ATOMIC = ("transaction.atomic", "django.db")
-AUTOCOMMIT = re.compile(r"isolation_level\s*=\s*None|autocommit\s*=\s*True|\.autocommit\s*=\s*True")
 
 
 def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
-    autocommit = _autocommit_repo(repo)
+    autocommit = scan.autocommit_repo(repo)
     for function in (n for n in ast.walk(file.tree) if isinstance(n, q.Def)):
-        if any(TRANSACTION_CONTEXTS.search(dotted_name(d)) for d in function.decorator_list):
+        if any(scan.TRANSACTION_CONTEXTS.search(dotted_name(d)) for d in function.decorator_list):
             continue
-        if _begins_explicitly(function):
+        if scan.begins_explicitly(function):
             continue
-        unguarded = list(_unguarded_calls(function.body, file))
-        writes = [c for c in unguarded if _is_write(c, file, repo)]
+        unguarded = list(scan.unguarded_calls(function.body, file))
+        writes = [c for c in unguarded if scan.is_write(c, file, repo)]
         by_receiver: dict[str, list[tx.Write]] = {}
         for call in writes:
             by_receiver.setdefault(dotted_name(call.func.value), []).append(call)  # type: ignore[attr-defined]
@@ -110,7 +109,7 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
             chain = tx.dependent_django_writes(unguarded, function)
             if len(chain) >= 2:
                 by_receiver["django ORM (autocommit)"] = [*chain]
-        sessions = cb.split_session_writes(function, _guarded(function))
+        sessions = cb.split_session_writes(function, scan.guarded(function))
         for receiver, orm_writes in sessions.items():
             known = by_receiver.setdefault(receiver, [])
             known.extend(w for w in orm_writes if w not in known)
@@ -119,10 +118,10 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
             django = receiver.startswith("django")
             # a commit between the writes, made by the function itself (not by a repository function it calls)
             between = not django and receiver not in self_committing and (
-                receiver in sessions or _commits_between(function, receiver, calls))
+                receiver in sessions or scan.commits_between(function, receiver, calls))
             if len(calls) < 2 or not (autocommit or between or receiver in self_committing or django):
                 continue
-            if between and cb.external_effect(function, calls[0].lineno, _last_commit(function, calls)):
+            if between and cb.external_effect(function, calls[0].lineno, scan.last_commit(function, calls)):
                 continue  # the commit records an effect outside the database (a payment, an email): on purpose
             yield _hit(function, receiver, calls, file, repo, between=between,
                        unfixable=receiver in self_committing)
@@ -131,10 +130,10 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
 def _hit(function: q.Def, receiver: str, calls: list[tx.Write], file: SourceFile, repo: RepoMap, *,
          between: bool, unfixable: bool) -> Hit:
     endpoint = q.request_endpoint(repo, file.path, function.name)
-    statements = _statement_block(function, calls)
+    statements = scan.statement_block(function, calls)
     django = receiver.startswith("django")
     commits = cb.plan(function, calls, file, repo) if between else None
-    helper = None if between else DJANGO_ATOMIC if django else _transaction_helper(repo, file)
+    helper = None if between else DJANGO_ATOMIC if django else scan.transaction_helper(repo, file)
     # Django's autocommit commits each ORM write on its own; transaction.atomic() is the framework's own way
     # to make them one unit. Commits the function makes itself between the writes are removed instead.
     fixable = not unfixable and (commits is not None if between else statements is not None and helper is not None)
@@ -148,96 +147,6 @@ def _hit(function: q.Def, receiver: str, calls: list[tx.Write], file: SourceFile
         data={"function": function.name, "receiver": receiver, "helper": helper, "commits": commits,
               "lines": (statements[0].lineno, statements[-1].end_lineno) if statements else None},
     )
-
-
-def _guarded(function: q.Def) -> set[int]:
-    """Nodes inside a `with` that opens a transaction."""
-    return {id(n) for block in q.walk_function(function) if isinstance(block, ast.With | ast.AsyncWith)
-            and any(_opens_transaction(i.context_expr) for i in block.items) for n in ast.walk(block)}
-
-
-def _last_commit(function: q.Def, calls: list[tx.Write]) -> int:
-    """The line of the function's last commit after the first write (the end of what should be one unit)."""
-    commits = [c.lineno for c in q.walk_function(function) if isinstance(c, ast.Call)
-               and isinstance(c.func, ast.Attribute) and c.func.attr == "commit" and c.lineno > calls[0].lineno]
-    return max([*commits, calls[-1].end_lineno or calls[-1].lineno])
-
-
-def _autocommit_repo(repo: RepoMap) -> bool:
-    return repo.derived("autocommit", lambda: any(AUTOCOMMIT.search(f.text) for f in repo.python_files()))
-
-
-def _begins_explicitly(function: q.Def) -> bool:
-    for node in q.walk_function(function):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and re.match(
-                r"\s*BEGIN\b", node.value, re.IGNORECASE):
-            return True
-    return False
-
-
-def _unguarded_calls(body: list[ast.stmt], file: SourceFile) -> Iterator[ast.Call]:
-    """Calls in `body` that are not inside a `with` that opens a transaction."""
-    for stmt in body:
-        if isinstance(stmt, ast.With | ast.AsyncWith) and any(_opens_transaction(i.context_expr)
-                                                             for i in stmt.items):
-            continue
-        if isinstance(stmt, q.Def | ast.ClassDef):
-            continue
-        for child in ast.iter_child_nodes(stmt):
-            if isinstance(child, ast.Call):
-                yield child
-            if isinstance(child, ast.expr):
-                yield from (n for n in ast.walk(child) if isinstance(n, ast.Call) and n is not child)
-        nested = [n for field in ("body", "orelse", "finalbody", "handlers") for n in getattr(stmt, field, [])]
-        for handler in [n for n in nested if isinstance(n, ast.ExceptHandler)]:
-            nested.extend(handler.body)
-        yield from _unguarded_calls([n for n in nested if isinstance(n, ast.stmt)], file)
-
-
-def _opens_transaction(expr: ast.expr) -> bool:
-    if isinstance(expr, ast.Call):
-        return bool(TRANSACTION_CONTEXTS.search(dotted_name(expr.func)))
-    return isinstance(expr, ast.Name | ast.Attribute)  # `with conn:` (DB-API) / `with session:`
-
-
-def _is_write(call: ast.Call, file: SourceFile, repo: RepoMap) -> bool:
-    if not isinstance(call.func, ast.Attribute) or call.func.attr not in ("execute", "executemany") or not call.args:
-        return False
-    if tx.is_core_write(call):
-        return True
-    return q.sql_verb(q.constant_string(call.args[0], q.Scope(repo, file, None))) in WRITE_SQL
-
-
-def _commits_between(function: q.Def, receiver: str, calls: list[tx.Write]) -> bool:
-    first, last = calls[0].lineno, calls[-1].lineno
-    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "commit"
-               and first < n.lineno < last for n in q.walk_function(function))
-
-
-def _statement_block(function: q.Def, calls: list[tx.Write]) -> list[ast.stmt] | None:
-    """The consecutive statements of one block that hold every write, or None."""
-    blocks: list[list[ast.stmt]] = [function.body]
-    for node in q.walk_function(function):
-        blocks.extend(b for f in ("body", "orelse", "finalbody") if isinstance(b := getattr(node, f, None), list))
-    for block in blocks:
-        indexes = [i for i, stmt in enumerate(block) if isinstance(stmt, ast.stmt)
-                   and any(c in calls for c in ast.walk(stmt))]
-        covered = {c for stmt in (block[i] for i in indexes) for c in ast.walk(stmt) if c in calls}
-        if indexes and len(covered) == len(calls):
-            return block[min(indexes): max(indexes) + 1]
-    return None
-
-
-def _transaction_helper(repo: RepoMap, file: SourceFile) -> tuple[str, str] | None:
-    """(name, module path) of the repository's own `@contextmanager` that runs BEGIN ... COMMIT."""
-    for other in repo.python_files():
-        if "contextmanager" not in other.text or "BEGIN" not in other.text.upper():
-            continue
-        for function in q.functions(other).values():
-            decorated = any(dotted_name(d).endswith("contextmanager") for d in function.decorator_list)
-            if decorated and _begins_explicitly(function) and len(function.args.args) == 1:
-                return function.name, other.path
-    return None
 
 
 def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
