@@ -89,18 +89,22 @@ class _Bulk(cst.CSTTransformer):
             return None
         index = list(originals).index(self.loop)
         loop = updated[index]
-        if not isinstance(loop, cst.For) or not isinstance(loop.body, cst.IndentedBlock):
+        if not isinstance(loop, cst.For):
             return None
-        statements = list(loop.body.body)
-        commit = statements.pop() if self.plan["commit"] else None
-        loop = loop.with_changes(body=loop.body.with_changes(body=statements), leading_lines=[])
+        commit: cst.BaseStatement | None = None
+        if isinstance(loop.body, cst.IndentedBlock):
+            statements = list(loop.body.body)
+            commit = statements.pop() if self.plan["commit"] else None
+            loop = loop.with_changes(body=loop.body.with_changes(body=statements), leading_lines=[])
+        elif not self.plan["inline"] or self.plan["commit"]:
+            return None
         if self.plan["inline"]:
             replacement = self._inline(self.loop)
         else:
             replacement = [self._statement(f"{self.name} = []\n"), loop, *self._flush(self.name)]
         replacement[0] = replacement[0].with_changes(leading_lines=self.loop.leading_lines)
         if commit is not None:
-            replacement.append(commit.with_changes(leading_lines=[]))
+            replacement.append(commit.with_changes(leading_lines=comments_only(commit)))
         body = list(updated)
         body[index:index + 1] = replacement
         self.done = True
@@ -196,7 +200,14 @@ def move_commit(loop: cst.For) -> list[cst.BaseStatement]:
         return [loop]
     body = list(loop.body.body)
     commit = body.pop()
-    return [loop.with_changes(body=loop.body.with_changes(body=body)), commit.with_changes(leading_lines=[])]
+    return [loop.with_changes(body=loop.body.with_changes(body=body)),
+            commit.with_changes(leading_lines=comments_only(commit))]
+
+
+def comments_only(statement: cst.BaseStatement) -> list[cst.EmptyLine]:
+    """The comment lines above a statement that moves out of its block (its blank lines stay behind)."""
+    lines: list[cst.EmptyLine] = getattr(statement, "leading_lines", [])
+    return [line.with_changes(indent=True) for line in lines if line.comment is not None]
 
 
 def executemany(loop: cst.For) -> list[cst.BaseStatement]:

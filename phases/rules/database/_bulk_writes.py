@@ -80,6 +80,8 @@ def bulk_plan(loop: ast.For | ast.AsyncFor, write: ast.Call, commit: ast.Expr | 
     inline = (plan["kind"] != "bulk_update" and top and len(body) == 1 and isinstance(loop, ast.For)
               and write.lineno == write.end_lineno  # a one-line row: the comprehension stays readable
               and not isinstance(scope, ast.ClassDef) and _comprehension_safe(loop, scope))
+    if loop.body[0].lineno == loop.lineno and (not inline or commit is not None):
+        return None  # `for x in xs: a; b` on one line: only the comprehension form rewrites it
     plan.update(write=span(file.text, write), inline=inline, commit=commit is not None,
                 list=_fresh_name(file, plan.pop("stem")))
     return plan
@@ -131,12 +133,12 @@ def _update_plan(loop: ast.For | ast.AsyncFor, write: ast.Call, statement: ast.E
         return None
     if update_fields:
         fields = _literal_strings(update_fields[0].value)
-        if fields is None or set(fields) & facts.auto_now:
+        if fields is None or set(fields) & facts.refreshed_on_save:
             return None
     else:
         fields = assigned
-        if facts.auto_now:
-            return None  # save() refreshes auto_now fields; bulk_update would leave them as they were
+        if facts.refreshed_on_save:
+            return None  # save() refreshes e.g. auto_now fields; bulk_update would leave them as they were
     if not fields or not set(fields) <= facts.fields or set(fields) & facts.primary_keys:
         return None
     return {"kind": "bulk_update", "model": model, "fields": fields, "stem": f"changed_{_plural(_snake(model))}"}

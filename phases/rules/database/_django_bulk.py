@@ -2,8 +2,8 @@
 
 `bulk_create` and `bulk_update` never call the model's `save()` and send no `pre_save` / `post_save`
 signals; `bulk_create` refuses multi-table inherited models, and `bulk_update` writes only the fields it
-is given (so `auto_now` fields, which `save()` refreshes, stay as they were). A model qualifies only when
-everything about it is visible in the repository and none of that applies:
+is given, without the fields' `pre_save()` (so `auto_now` fields, which `save()` refreshes, stay as they
+were). A model qualifies only when everything about it is visible in the repository and none of that applies:
 
 - every base class is `models.Model`, or a class of the repository that is an abstract model or a plain
   mixin (a third-party base such as `MPTTModel` may override `save()`, so it refuses), none of them a
@@ -29,6 +29,14 @@ DJANGO_MANAGER_BASES = {"models.Manager", "Manager", "models.QuerySet", "QuerySe
                         "BaseManager", "django.db.models.Manager", "django.db.models.QuerySet"}
 RELATIONS = {"ForeignKey", "OneToOneField", "ParentalKey"}
 NOT_CONCRETE = {"ManyToManyField", "GenericForeignKey", "GenericRelation", "ParentalManyToManyField"}
+# Django's own fields whose pre_save() returns the attribute as it is (unless auto_now)
+PLAIN_FIELDS = {
+    "AutoField", "BigAutoField", "SmallAutoField", "BigIntegerField", "BinaryField", "BooleanField", "CharField",
+    "DateField", "DateTimeField", "DecimalField", "DurationField", "EmailField", "FloatField",
+    "GenericIPAddressField", "IntegerField", "JSONField", "PositiveBigIntegerField", "PositiveIntegerField",
+    "PositiveSmallIntegerField", "SlugField", "SmallIntegerField", "TextField", "TimeField", "URLField", "UUIDField",
+    "ForeignKey", "OneToOneField", "NullBooleanField", "IPAddressField", "ArrayField",
+}
 SAVE_METHODS = {"save", "save_base", "_do_insert", "_do_update", "_save_table"}
 # manager / queryset methods the bulk calls go through; a repository override could change what they do
 MANAGER_OVERRIDES = {"create", "bulk_create", "bulk_update", "update", "get_queryset", "_insert",
@@ -44,7 +52,9 @@ class ModelFacts:
     refusal: str = ""  # why the model cannot be written in bulk, "" when it can
     fields: set[str] = field(default_factory=set)  # concrete field attributes (and `<fk>_id` names)
     primary_keys: set[str] = field(default_factory=lambda: {"id", "pk"})
-    auto_now: set[str] = field(default_factory=set)
+    # fields whose pre_save() may change the value save() writes (auto_now, a file to commit to storage, a
+    # field class we cannot see): bulk_update calls no pre_save()
+    refreshed_on_save: set[str] = field(default_factory=set)
 
 
 def model_facts(repo: RepoMap, name: str) -> ModelFacts:
@@ -136,8 +146,8 @@ def _attribute_call(attribute: str, value: ast.Call, facts: ModelFacts) -> str:
             facts.fields.add(f"{attribute}_id")
         if _keyword_true(value, "primary_key"):
             facts.primary_keys.add(attribute)
-        if _keyword_true(value, "auto_now"):
-            facts.auto_now.add(attribute)
+        if _keyword_true(value, "auto_now") or kind not in PLAIN_FIELDS:
+            facts.refreshed_on_save.add(attribute)
         return ""
     if kind in {"gettext_lazy", "_", "gettext", "frozenset", "set", "dict", "list", "tuple", "compile"}:
         return ""

@@ -41,7 +41,8 @@ a failure mid-loop now writes none of them instead of some. None is offered when
   and `bulk_update` skips the `auto_now` refresh and never re-inserts a row deleted meanwhile: both refuse
   when the model or a base overrides `save()`, a receiver or `register()` in the repository may be for it,
   it inherits from a concrete model or a third-party base, its manager overrides the bulk path, or (update)
-  it has `auto_now` fields. Receivers that only installed packages register are not seen.
+  a field's `pre_save()` may change it (`auto_now`, files, custom fields). Receivers that only installed
+  packages register are not seen.
 The collecting plans also refuse when anything else in the loop may query the database (it would see rows
 not written yet) or when a `try`/`with` in the loop wraps the write.
 Scores: `scored("loop_writes", hot=...)`, hot when an endpoint runs the loop.

@@ -368,13 +368,14 @@ def test_create_loops_that_depend_on_earlier_rows_are_not_fixed(loop: str) -> No
     ("for tag in tags:\n    tag.hits += 1\n    tag.save()", MODELS),  # model unknown
     ("for tag in Tag.objects.all():\n    tag.hits += 1\n    tag.save()",
      MODELS + "    updated = models.DateTimeField(auto_now=True)\n"),
+    ("for tag in Tag.objects.all():\n    tag.hits += 1\n    tag.save()", MODELS + "    icon = models.FileField()\n"),
     ("for tag in Tag.objects.all():\n    tag.hits += 1\n    tag.save()\n    tag.name = 'x'", MODELS),
     ("for tag in Tag.objects.all():\n    tag.hits += 1\n    tag.touch()\n    tag.save()", MODELS),
     ("for tag in Tag.objects.all():\n    tag.label = 'x'\n    tag.save()", MODELS),  # not a field
     ("for tag in Tag.objects.all():\n    tag.id = 1\n    tag.save()", MODELS),
     ("for tag in Tag.objects.all():\n    tag.hits += 1\n    log(tag)\n    tag.save()", MODELS),
     ("for tag in Tag.objects.all():\n    tag.save()", MODELS),
-], ids=["unknown-model", "auto-now", "assigned-after-save", "method-call", "not-a-field", "primary-key",
+], ids=["unknown-model", "auto-now", "file-field", "assigned-after-save", "method-call", "not-a-field", "primary-key",
         "passed-on", "nothing-assigned"])
 def test_save_loops_bulk_update_cannot_reproduce_are_not_fixed(loop: str, models: str) -> None:
     refused(repo_of({"app.py": HEADER + "def bump(tags, log):\n" + textwrap.indent(loop, "    ") + "\n",
@@ -415,3 +416,19 @@ def test_a_per_row_write_and_commit_in_one_session_only_moves_the_commit() -> No
             session.commit()
     """}))
     assert code.endswith("        session.add(Tag(name=name))\n    session.commit()\n")
+
+
+def test_a_one_line_loop_and_a_commented_commit_keep_their_code_and_comments() -> None:
+    assert fixed(repo_of({"app.py": "from tags.models import Tag\nfor n in names: Tag.objects.create(name=n)\n",
+                          "tags/models.py": MODELS})).endswith(
+        "Tag.objects.bulk_create([Tag(name=n) for n in names])\n")
+    code = fixed(repo_of({"app.py": """
+    def import_names(conn, names):
+        for n in names:
+            x = n.strip()
+            conn.execute(insert(t).values(name=x))
+            # one transaction per name, for now
+            conn.commit()
+    """}))
+    assert code.endswith("    if t_rows:\n        conn.execute(insert(t), t_rows)\n"
+                         "    # one transaction per name, for now\n    conn.commit()\n")
