@@ -139,3 +139,39 @@ def test_scenarios_are_the_tests_calling_the_function_or_requesting_its_parametr
     assert [s.function for s in scenarios(root, "/items/{item_id}/move", templated=True)] == ["test_move"]
     assert scenarios(root, "/items/{item_id}/move") == []
     assert [(s.function, s.fixtures) for s in callers(root, "move_item")] == [("test_direct", ("conn",))]
+
+
+MODEL = '''import hashlib
+
+from sqlalchemy import Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+
+    def set_password(self, raw: str) -> None:
+        self.password_hash = hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+    def check_password(self, raw: str) -> bool:
+        return self.password_hash == hashlib.sha256(raw.encode("utf-8")).hexdigest()
+'''
+
+
+def test_a_model_password_guard_sets_and_checks_on_fresh_instances_and_keeps_the_old_setter(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "app", {"app/__init__.py": "", "app/models.py": MODEL, "tests/conftest.py": "",
+                                        "tests/test_models.py": "from app.models import User\n\n\ndef test_user():\n"
+                                                                "    assert User().check_password('x') is False\n"})
+    repo, finding = finding_in(root, "weak_password_hash", "app/models.py")
+    guard, text = proved(root, repo, finding)
+    assert guard.path == "tests/test_tuber_user_set_password_hashing.py" and "user, other = User(), User()" in text
+    # the base commit's setter, copied into the guard, stores the legacy hash the fixed checker must accept
+    assert "def _old_set_password(self, raw: str):" in text and "legacy.check_password(PASSWORD)" in text
+    assert "AssertionError: unsalted: the same password hashes to" in failure_on_base(root, guard.path, text)
