@@ -60,9 +60,9 @@ class _Bulk(cst.CSTTransformer):
 
     def _element(self, call: cst.Call) -> cst.BaseExpression:
         kind = self.plan["kind"]
-        if kind == "bulk_create":  # Tag.objects.create(k=v) -> Tag(k=v)
+        if kind == "bulk_create" and not self.plan.get("from_save"):  # Tag.objects.create(k=v) -> Tag(k=v)
             return call.with_changes(func=cst.Name(self.plan["model"]))
-        if kind == "bulk_update":  # obj.save() -> obj
+        if kind in ("bulk_create", "bulk_update"):  # obj.save() -> obj
             assert isinstance(call.func, cst.Attribute)
             return call.func.value
         values = call.args[0].value  # insert(T).values(k=v) -> {"k": v}

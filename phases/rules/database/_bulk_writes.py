@@ -72,14 +72,14 @@ def bulk_plan(loop: ast.For | ast.AsyncFor, write: ast.Call, commit: ast.Expr | 
     statement = _statement_of(body, write)
     if statement is None:
         return None
-    plan = (_create_plan(loop, write, statement, repo) or _update_plan(loop, write, statement, body, scope, repo)
-            or _insert_plan(loop, write, statement))
-    if plan is None or _touches_db_elsewhere(loop, body, write, plan, repo):
+    plan = (_create_plan(loop, write, statement, repo) or _new_object_plan(loop, write, statement, body, scope, repo)
+            or _update_plan(loop, write, statement, body, scope, repo) or _insert_plan(loop, write, statement))
+    if plan is None or _touches_db_elsewhere(body, write, plan, repo):
         return None
     top = statement in body
     inline = (plan["kind"] != "bulk_update" and top and len(body) == 1 and isinstance(loop, ast.For)
               and write.lineno == write.end_lineno  # a one-line row: the comprehension stays readable
-              and not isinstance(scope, ast.ClassDef) and _comprehension_safe(loop, scope))
+              and not isinstance(scope, ast.ClassDef) and _unread_after(None, loop, scope))
     if loop.body[0].lineno == loop.lineno and (not inline or commit is not None):
         return None  # `for x in xs: a; b` on one line: only the comprehension form rewrites it
     plan.update(write=span(file.text, write), inline=inline, commit=commit is not None,
@@ -111,6 +111,35 @@ def _create_plan(loop: ast.For | ast.AsyncFor, write: ast.Call, statement: ast.E
             or _assigned(loop, model) or model_facts(repo, model).refusal):
         return None
     return {"kind": "bulk_create", "model": model, "stem": f"new_{_plural(_snake(model))}"}
+
+
+def _new_object_plan(loop: ast.For | ast.AsyncFor, write: ast.Call, statement: ast.Expr, body: list[ast.stmt],
+                     scope: Scope, repo: RepoMap) -> dict[str, Any] | None:
+    """`obj = Model(k=v)`, maybe `obj.field = ...`, then `obj.save()`: a new row per iteration (bulk_create)."""
+    func = write.func
+    if not (isinstance(func, ast.Attribute) and func.attr == "save" and isinstance(func.value, ast.Name)
+            and not write.args and not write.keywords and statement in body and isinstance(loop, ast.For)):
+        return None
+    obj = func.value.id
+    made = [s for s in body[:body.index(statement)] if isinstance(s, ast.Assign) and len(s.targets) == 1
+            and isinstance(s.targets[0], ast.Name) and s.targets[0].id == obj]
+    stores = [n for n in ast.walk(loop) if isinstance(n, ast.Name) and n.id == obj and isinstance(n.ctx, ast.Store)]
+    if len(made) != 1 or len(stores) != 1 or not _unread_after(obj, loop, scope):
+        return None  # one construction per iteration, and the last object is not read after the loop
+    construction = made[0].value
+    if not (isinstance(construction, ast.Call) and isinstance(construction.func, ast.Name) and not construction.args
+            and all(k.arg for k in construction.keywords)) or _assigned(loop, construction.func.id):
+        return None
+    model = construction.func.id
+    facts = model_facts(repo, model)
+    rest = [s for s in body if s is not made[0]]
+    assigned = _object_fields(rest, rest.index(statement), obj)
+    given = {k.arg for k in construction.keywords if k.arg}
+    if facts.refusal or assigned is None or (given | set(assigned)) & facts.primary_keys or any(
+            isinstance(n, ast.Name) and n.id == obj for n in ast.walk(construction)):
+        return None  # a primary key given makes save() an UPDATE-or-INSERT; bulk_create only inserts
+    return {"kind": "bulk_create", "model": model, "from_save": True, "construction": id(construction),
+            "stem": f"new_{_plural(_snake(model))}"}
 
 
 def _update_plan(loop: ast.For | ast.AsyncFor, write: ast.Call, statement: ast.Expr, body: list[ast.stmt],
@@ -189,8 +218,11 @@ def _queryset_model(loop: ast.For | ast.AsyncFor, scope: Scope) -> str | None:
         stores = [n for n in ast.walk(scope) if isinstance(n, ast.Assign | ast.AnnAssign | ast.AugAssign
                                                             | ast.For | ast.With | ast.NamedExpr)
                   and any(isinstance(t, ast.Name) and t.id == name for t in _targets(n))]
-        if len(stores) != 1 or not isinstance(stores[0], ast.Assign) or stores[0].lineno >= loop.lineno:
-            return None
+        params = ({a.arg for a in (*scope.args.posonlyargs, *scope.args.args, *scope.args.kwonlyargs)}
+                  if isinstance(scope, ast.FunctionDef | ast.AsyncFunctionDef) else set())
+        if (len(stores) != 1 or not isinstance(stores[0], ast.Assign) or stores[0].lineno >= loop.lineno
+                or name in params or any(isinstance(n, ast.Global | ast.Nonlocal) for n in ast.walk(scope))):
+            return None  # the loop must iterate what that one assignment made (or fail on an unbound name)
         assignment = stores[0]
         loads = [n for n in ast.walk(scope) if isinstance(n, ast.Name) and n.id == name
                  and isinstance(n.ctx, ast.Load) and assignment.lineno <= n.lineno < loop.lineno]
@@ -255,11 +287,11 @@ def _literal_strings(node: ast.expr) -> list[str] | None:
     return values if len(values) == len(node.elts) else None
 
 
-def _touches_db_elsewhere(loop: ast.For | ast.AsyncFor, body: list[ast.stmt], write: ast.Call,
-                          plan: dict[str, Any], repo: RepoMap) -> bool:
+def _touches_db_elsewhere(body: list[ast.stmt], write: ast.Call, plan: dict[str, Any], repo: RepoMap) -> bool:
     """True when something in the loop body besides the write may read or write the database."""
     model = plan.get("model", "")
-    own = {id(write)}  # the write itself, and for an insert its `insert(T).values` chain
+    # the write itself, the new object's construction, and for an insert its `insert(T).values` chain
+    own = {id(write), plan.pop("construction", 0)}
     values = write.args[0] if write.args else None
     if plan["kind"] == "insert_many" and isinstance(values, ast.Call) and isinstance(values.func, ast.Attribute):
         own.update({id(values), id(values.func.value)})
@@ -312,11 +344,12 @@ def _function_touches_db(repo: RepoMap, name: str) -> bool:
     return False
 
 
-def _comprehension_safe(loop: ast.For | ast.AsyncFor, scope: Scope) -> bool:
-    """A comprehension does not leave its variables behind: only when nothing reads them after the loop."""
-    if not all(isinstance(n, ast.Name | ast.Tuple | ast.Store) for n in ast.walk(loop.target)):
+def _unread_after(name: str | None, loop: ast.For | ast.AsyncFor, scope: Scope) -> bool:
+    """Nothing reads `name` (by default the loop's variables, which a comprehension does not leave behind)
+    after the loop."""
+    if name is None and not all(isinstance(n, ast.Name | ast.Tuple | ast.Store) for n in ast.walk(loop.target)):
         return False
-    names = {n.id for n in ast.walk(loop.target) if isinstance(n, ast.Name)}
+    names = {name} if name else {n.id for n in ast.walk(loop.target) if isinstance(n, ast.Name)}
     end = loop.end_lineno or loop.lineno
     return not any(isinstance(n, ast.Name) and n.id in names and n.lineno > end for n in ast.walk(scope))
 

@@ -35,8 +35,8 @@ a failure mid-loop now writes none of them instead of some. None is offered when
 - SQLAlchemy `conn.execute(insert(T).values(k=v))` per row: the rows are collected as dicts and inserted by
   one `conn.execute(insert(T), rows)` when there are any (an empty list would insert a row of defaults).
   Only for keyword `.values()` of plain values (no SQL expression), nothing else chained.
-- Django `Model.objects.create(...)` with its result unused: the instances are collected and inserted by
-  one `Model.objects.bulk_create(...)`. `obj.field = ...; obj.save()` over `Model.objects.filter(...)`:
+- Django `Model.objects.create(...)` with its result unused, or `obj = Model(...); obj.save()` (no primary
+  key given): the instances are collected and inserted by one `Model.objects.bulk_create(...)`. `obj.field = ...; obj.save()` over `Model.objects.filter(...)`:
   one `Model.objects.bulk_update(objs, [fields])`. Neither calls `save()` nor sends `pre_save`/`post_save`,
   and `bulk_update` skips the `auto_now` refresh and never re-inserts a row deleted meanwhile: both refuse
   when the model or a base overrides `save()`, a receiver or `register()` in the repository may be for it,

@@ -41,6 +41,13 @@ def import_tags(names):
     return len(names)
 
 
+def import_pairs(pairs):
+    for name, hits in pairs:
+        tag = Tag(name=name)
+        tag.hits = hits * 2
+        tag.save()
+
+
 def count_hits(prefix, seen):
     bumped = 0
     for tag in Tag.objects.filter(name__startswith=prefix).order_by("id"):
@@ -201,7 +208,7 @@ from tags import services
 with connection.schema_editor() as editor:
     editor.create_model(Tag)
 with CaptureQueriesContext(connection) as created:
-    returned = [services.import_tags(["Red ", "", "blue", " green"])]
+    returned = [services.import_tags(["Red ", "", "blue", " green"]), services.import_pairs([("pink", 1)] * 2)]
 with CaptureQueriesContext(connection) as updated:
     returned.append(services.count_hits("", {"red": 10, "blue": 1}))
 rows = [[t.name, t.hits, t.created is not None] for t in Tag.objects.order_by("id")]
@@ -230,29 +237,29 @@ def test_django_fixes_write_the_same_rows_with_one_statement(tmp_path: Path) -> 
                      "run.py": DJANGO_RUN})
     repo = load_repo(tmp_path, orm="django")
     text = repo.files["tags/services.py"].text
-    for _ in range(2):  # one loop at a time, re-detected in the patched file as IMPLEMENT does
+    for _ in range(3):  # one loop at a time, re-detected in the patched file as IMPLEMENT does
         hit = next(iter(loop_writes.detect(repo.files["tags/services.py"], repo)))
         assert hit.fixable, hit.message
         fix = loop_writes.fix(hit, repo.files["tags/services.py"], repo)
         assert fix is not None
         repo = repo.with_files(fix.files)
     fixed_text = repo.files["tags/services.py"].text
-    assert "Tag.objects.bulk_create(new_tags)" in fixed_text
+    assert "Tag.objects.bulk_create(new_tags)" in fixed_text and "new_tags_2.append(tag)" in fixed_text
     assert 'Tag.objects.bulk_update(changed_tags, ["hits", "name"])' in fixed_text
     assert not list(loop_writes.detect(repo.files["tags/services.py"], repo))
     before, after = run_django(tmp_path, text), run_django(tmp_path, fixed_text)
-    expected = [["RED", 13, True], ["BLUE", 5, True], ["GREEN", 5, True]]
+    expected = [["RED", 13, True], ["BLUE", 5, True], ["GREEN", 5, True], ["PINK", 2, True], ["PINK", 2, True]]
     assert before["rows"] == after["rows"] == expected
-    assert before["returned"] == after["returned"] == [4, 3]
-    assert (before["inserts"], after["inserts"]) == (3, 1)
-    assert (before["updates"], after["updates"]) == (3, 1)
+    assert before["returned"] == after["returned"] == [4, None, 5]
+    assert (before["inserts"], after["inserts"]) == (5, 2)
+    assert (before["updates"], after["updates"]) == (5, 1)
 
 
 def test_the_safety_net_accepts_the_django_fix(tmp_path: Path) -> None:
     write(tmp_path, {"tags/__init__.py": "", "tags/models.py": MODELS, "tags/services.py": SERVICES})
     repo = load_repo(tmp_path)
     findings = [f for f in diagnose(repo).findings if f.category == "loop_writes"]
-    assert len(findings) == 2 and all(f.fixable for f in findings)
+    assert len(findings) == 3 and all(f.fixable for f in findings)
     for finding in findings:
         fix, reason = propose(finding, repo)
         assert fix is not None, reason
@@ -432,3 +439,27 @@ def test_a_one_line_loop_and_a_commented_commit_keep_their_code_and_comments() -
     """}))
     assert code.endswith("    if t_rows:\n        conn.execute(insert(t), t_rows)\n"
                          "    # one transaction per name, for now\n    conn.commit()\n")
+
+
+def test_save_over_a_parameter_that_may_not_be_a_queryset_is_not_fixed() -> None:
+    refused(repo_of({"app.py": """
+    from tags.models import Tag
+
+    def rename(prefix, tags=None):
+        if tags is None:
+            tags = Tag.objects.filter(name__startswith=prefix)
+        for tag in tags:
+            tag.name = tag.name.title()
+            tag.save()
+    """, "tags/models.py": MODELS}))
+
+
+@pytest.mark.parametrize("loop", [
+    "for row in rows:\n    tag = Tag(name=row.name, id=row.id)\n    tag.save()",  # save() may UPDATE
+    "for row in rows:\n    tag = Tag(name=row.name)\n    tag.save()\nprint(tag.pk)",  # read after the loop
+    "for row in rows:\n    tag = Tag(name=row.name)\n    tag.save()\n    tag.aliases.add(row.alias)",
+    "for row in rows:\n    tag = Tag(name=row.name)\n    tag.full_clean()\n    tag.save()",
+], ids=["primary-key", "read-after", "used-after-save", "method-call"])
+def test_new_objects_saved_one_by_one_are_not_fixed_when_bulk_create_differs(loop: str) -> None:
+    refused(repo_of({"app.py": HEADER + "def load(rows):\n" + textwrap.indent(loop, "    ") + "\n",
+                     "tags/models.py": MODELS}))
