@@ -73,7 +73,7 @@ def bulk_plan(loop: ast.For | ast.AsyncFor, write: ast.Call, commit: ast.Expr | 
     if statement is None:
         return None
     plan = (_create_plan(loop, write, statement, repo) or _new_object_plan(loop, write, statement, body, scope, repo)
-            or _update_plan(loop, write, statement, body, scope, repo) or _insert_plan(loop, write, statement))
+            or _update_plan(loop, write, statement, body, scope, repo) or _insert_plan(loop, write, repo))
     if plan is None or _touches_db_elsewhere(body, write, plan, repo):
         return None
     top = statement in body
@@ -173,7 +173,8 @@ def _update_plan(loop: ast.For | ast.AsyncFor, write: ast.Call, statement: ast.E
     return {"kind": "bulk_update", "model": model, "fields": fields, "stem": f"changed_{_plural(_snake(model))}"}
 
 
-def _insert_plan(loop: ast.For | ast.AsyncFor, write: ast.Call, statement: ast.Expr) -> dict[str, Any] | None:
+def _insert_plan(loop: ast.For | ast.AsyncFor, write: ast.Call,
+                 repo: RepoMap) -> dict[str, Any] | None:
     func = write.func
     if not (isinstance(func, ast.Attribute) and func.attr == "execute" and len(write.args) == 1
             and not write.keywords and _plain_reference(func.value)):
@@ -196,7 +197,21 @@ def _insert_plan(loop: ast.For | ast.AsyncFor, write: ast.Call, statement: ast.E
             if (isinstance(node, ast.Name) and (node.id in SQL_EXPRESSIONS or node.id == table.split(".")[0])) or (
                     isinstance(node, ast.Attribute) and (node.attr in SQL_EXPRESSIONS or node.attr == "c")):
                 return None  # a SQL expression is not a value executemany can bind
+    if not _keys_are_columns(repo, table.rsplit(".", 1)[-1], [k.arg for k in values.keywords if k.arg]):
+        return None
     return {"kind": "insert_many", "stem": f"{_snake(table.rsplit('.', 1)[-1])}_rows"}
+
+
+def _keys_are_columns(repo: RepoMap, table: str, keys: list[str]) -> bool:
+    """A mapped class's `.values()` keys are attribute names; in the list form a Connection (unlike a Session)
+    reads them as column names, and silently skips the others. Only keys that are both pass; a `Table`
+    (lower-case name by convention) takes column keys either way."""
+    model = repo.schema.models.get(table)
+    if model is None:
+        return not table[:1].isupper()
+    columns = repo.schema.tables[model.table].columns.values() if model.table in repo.schema.tables else []
+    same = {c.name for c in columns if not c.attribute or c.attribute == c.name}
+    return model.framework == "sqlalchemy" and set(keys) <= same
 
 
 def _plain_reference(node: ast.expr) -> bool:

@@ -34,7 +34,8 @@ a failure mid-loop now writes none of them instead of some. None is offered when
 - A body that is a single `cursor.execute(SQL, params)` becomes one `executemany` over the same rows.
 - SQLAlchemy `conn.execute(insert(T).values(k=v))` per row: the rows are collected as dicts and inserted by
   one `conn.execute(insert(T), rows)` when there are any (an empty list would insert a row of defaults).
-  Only for keyword `.values()` of plain values (no SQL expression), nothing else chained.
+  Only for keyword `.values()` of plain values (no SQL expression), nothing else chained, and for a mapped
+  class only keys that are also column names (a Connection reads the list's keys as column names).
 - Django `Model.objects.create(...)` with its result unused, or `obj = Model(...); obj.save()` (no primary
   key given): the instances are collected and inserted by one `Model.objects.bulk_create(...)`. `obj.field = ...; obj.save()` over `Model.objects.filter(...)`:
   one `Model.objects.bulk_update(objs, [fields])`. Neither calls `save()` nor sends `pre_save`/`post_save`,

@@ -463,3 +463,35 @@ def test_save_over_a_parameter_that_may_not_be_a_queryset_is_not_fixed() -> None
 def test_new_objects_saved_one_by_one_are_not_fixed_when_bulk_create_differs(loop: str) -> None:
     refused(repo_of({"app.py": HEADER + "def load(rows):\n" + textwrap.indent(loop, "    ") + "\n",
                      "tags/models.py": MODELS}))
+
+
+ORM_USER = """
+from sqlalchemy import String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+class Base(DeclarativeBase):
+    pass
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    full: Mapped[str] = mapped_column("fullname", String)
+    email: Mapped[str] = mapped_column(String)
+"""
+
+
+def test_mapped_class_inserts_are_fixed_only_when_attribute_and_column_names_agree() -> None:
+    """In the list form a Connection reads the keys as column names and skips the others: `full` would be lost."""
+    def loop(values: str) -> dict[str, str]:
+        return {"app.py": f"""
+        from sqlalchemy import insert
+        from models import User
+
+        def load(conn, rows):
+            for row in rows:
+                conn.execute(insert(User).values({values}))
+        """, "models.py": ORM_USER}
+
+    refused(repo_of(loop("full=row.full, email=row.email")))
+    assert "conn.execute(insert(User), user_rows)" in fixed(repo_of(loop("email=row.email")))
+    refused(repo_of({**loop("email=row.email"), "models.py": ""}))  # a class we cannot see
