@@ -12,7 +12,8 @@ Three shapes, each rewritten by `_bulk_rewrite`:
 The rows are written after the loop instead of during it, so every plan refuses when anything else in the
 loop may touch the database (a query could see, or miss, rows not yet written), when the loop can leave
 early (`return`, `break`, `raise`, `yield`: `continue` only skips the row, as it skipped its write), or when
-the write sits under a `try`/`with` whose handling would no longer cover it.
+the write sits under a `try`/`with` whose handling would no longer cover it, or when the loop also acts
+outside the database (an e-mail per row would go out before its row is written).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tuber.phases.datamap.repo import RepoMap
 from tuber.phases.rules.base import SourceFile, dotted_name
 from tuber.phases.rules.database._codemod import span
 from tuber.phases.rules.database._django_bulk import model_facts
+from tuber.phases.rules.database._loop_units import DB_RECEIVERS, EFFECT_MODULES, EFFECT_VERBS
 
 SESSIONISH = re.compile(r"(session|sess|db|conn|connection|con|cnx|cursor|cur|tx|transaction|engine)$", re.IGNORECASE)
 MANAGERS = {"objects", "_default_manager", "_base_manager"}
@@ -316,9 +318,18 @@ def _touches_db_elsewhere(body: list[ast.stmt], write: ast.Call, plan: dict[str,
                 return True
             if not isinstance(node, ast.Call) or id(node) in own:
                 continue
-            if touches_db(node, repo) or (model and dotted_name(node.func).split(".")[0] == model):
+            if touches_db(node, repo) or _outside_effect(node) or (
+                    model and dotted_name(node.func).split(".")[0] == model):
                 return True
     return False
+
+
+def _outside_effect(call: ast.Call) -> bool:
+    """An e-mail, HTTP call or message per row: it would now happen before its row is written (and happen
+    even when the one write after the loop fails), so the loop keeps its per-row writes."""
+    parts = dotted_name(call.func).split(".")
+    receiver = parts[-2].lower() if len(parts) > 1 else ""
+    return parts[0] in EFFECT_MODULES or (parts[-1] in EFFECT_VERBS and not receiver.endswith(DB_RECEIVERS))
 
 
 def _contains(tree: ast.AST, node: ast.AST) -> bool:

@@ -45,7 +45,7 @@ a failure mid-loop now writes none of them instead of some. None is offered when
   a field's `pre_save()` may change it (`auto_now`, files, custom fields). Receivers that only installed
   packages register are not seen.
 The collecting plans also refuse when anything else in the loop may query the database (it would see rows
-not written yet) or when a `try`/`with` in the loop wraps the write.
+not written yet) or act outside it (an e-mail per row), or when a `try`/`with` in the loop wraps the write.
 Scores: `scored("loop_writes", hot=...)`, hot when an endpoint runs the loop.
 """
 

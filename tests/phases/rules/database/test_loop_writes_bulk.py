@@ -355,7 +355,8 @@ from tags.slugs import unique_slug
     "for name in names:\n    Tag.objects.create(name=name, slug=unique_slug(name))",
     "for name in names:\n    Tag.objects.create(name=name, position=Tag.objects.count())",
     "for name in names:\n    Tag.objects.using('other').create(name=name)",
-], ids=["result-used", "raise", "try", "helper-queries", "count-in-args", "other-manager"])
+    "for name in names:\n    Tag.objects.create(name=name)\n    send_mail('new tag', name, None, ['a@b.c'])",
+], ids=["result-used", "raise", "try", "helper-queries", "count-in-args", "other-manager", "mail-after"])
 def test_create_loops_that_depend_on_earlier_rows_are_not_fixed(loop: str) -> None:
     repo = repo_of({"app.py": HEADER + "def import_tags(names):\n" + textwrap.indent(loop, "    ") + "\n",
                     "tags/models.py": MODELS, "tags/slugs.py": """
