@@ -121,7 +121,11 @@ def column_of(table: Table, attribute: str) -> str:
 
 def is_input(node: ast.expr | None) -> bool:
     """True when a compared value is not a literal (so it comes from the caller, a request or a row)."""
-    return node is not None and not isinstance(node, ast.Constant)
+    if node is None or isinstance(node, ast.Constant):
+        return False
+    # a named constant (`Enrolment.Status.ACTIVE`, `OPEN_STATUS`) is as fixed as a literal
+    name = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
+    return not (len(name) > 1 and name.isupper())
 
 
 class _Reader:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import sqlglot
 from sqlglot import exp
-from tuber.phases.datamap.queries import Query, Role, Use
+from tuber.phases.datamap.queries import Query, Role, Use, is_input
 from tuber.phases.datamap.queries_ast import ancestors, leading_percent, parent_map
 from tuber.phases.datamap.schema_common import callee
 from tuber.phases.datamap.schema_sql import glot_dialect, quiet_sqlglot
@@ -24,7 +24,8 @@ EXECUTORS = {"execute", "executemany", "raw", "exec_driver_sql", "fetch", "fetch
              "read_sql_query"}
 TRIGGER = re.compile(r"\b(SELECT|UPDATE|DELETE)\b", re.IGNORECASE)
 PLACEHOLDER = ":p"
-_PARAMS = re.compile(r"%\((\w+)\)s|%s|\?|\$\d+")
+_PARAMS = re.compile(r"%\((\w+)\)s|%s|\?|\$(\d+)")
+POSITIONAL = "tuber_param_"  # `?` / `%s` / `$n` become `:tuber_param_<index>`, so a predicate finds its value
 
 
 def sql_queries(file: SourceFile, repo: RepoMap) -> list[Query]:
@@ -127,7 +128,7 @@ def _text(node: ast.expr | None, function: ast.AST | None, module: dict[str, ast
 
 
 def _read(query: Query, text: str, repo: RepoMap, params: ast.expr | None, file: SourceFile) -> bool:
-    sql = _PARAMS.sub(lambda m: f":{m.group(1)}" if m.group(1) else PLACEHOLDER, text)
+    sql = _numbered_placeholders(text)
     try:
         with quiet_sqlglot():
             tree = sqlglot.parse_one(sql, read=glot_dialect(repo.database) or None)
@@ -172,6 +173,37 @@ def _read(query: Query, text: str, repo: RepoMap, params: ast.expr | None, file:
     return bool(query.uses or query.star_tables)
 
 
+def _numbered_placeholders(text: str) -> str:
+    counter = iter(range(10**6))
+
+    def name(match: re.Match[str]) -> str:
+        if match.group(1):
+            return f":{match.group(1)}"
+        index = int(match.group(2)) - 1 if match.group(2) else next(counter)
+        return f":{POSITIONAL}{index}"
+
+    return _PARAMS.sub(name, text)
+
+
+def _bound_value(placeholder: exp.Placeholder, params: ast.expr | None) -> ast.expr | None:
+    """The Python expression passed for a placeholder: by position in a list/tuple, by name in a dict."""
+    name = placeholder.name
+    if name.startswith(POSITIONAL) and isinstance(params, ast.Tuple | ast.List):
+        index = int(name[len(POSITIONAL):])
+        return params.elts[index] if index < len(params.elts) else None
+    if isinstance(params, ast.Dict):
+        return next((v for k, v in zip(params.keys, params.values, strict=True)
+                     if isinstance(k, ast.Constant) and k.value == name), None)
+    return None
+
+
+def _compared_to_input(value: exp.Expression, params: ast.expr | None) -> bool:
+    """A compared value that varies per call: a placeholder bound to a non-constant (or unknown) value."""
+    if isinstance(value, exp.Placeholder):
+        return is_input(_bound_value(value, params)) or _bound_value(value, params) is None
+    return not isinstance(value, exp.Literal) or PLACEHOLDER in value.name
+
+
 def _scope_tables(scope: exp.Expression) -> list[str]:
     if isinstance(scope, exp.Select):
         nodes = [scope.args.get("from_") or scope.args.get("from"), *(scope.args.get("joins") or [])]
@@ -209,7 +241,7 @@ def _predicate(query: Query, node: exp.Expression, resolve: Callable[[exp.Column
             use(side, "join" if inner is not None and table == inner else "join_outer")
     elif isinstance(node, exp.EQ):
         column, value = (left, right) if isinstance(left, exp.Column) else (right, left)
-        use(column, "eq", from_input=not isinstance(value, exp.Literal) or PLACEHOLDER in value.name)
+        use(column, "eq", from_input=_compared_to_input(value, params))
     elif isinstance(node, exp.In):
         use(left, "in", from_input=True)
     elif isinstance(node, exp.GT | exp.GTE | exp.LT | exp.LTE | exp.Between):

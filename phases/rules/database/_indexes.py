@@ -43,13 +43,13 @@ def needs(file: SourceFile, repo: RepoMap) -> list[Need]:
             table = repo.schema.tables.get(table_name)
             if table is None:
                 continue
-            need = _need(query, table)
+            need = _need(query, table, repo.schema.tables)
             if need is not None:
                 found.append(need)
     return found
 
 
-def _need(query: Query, table: Table) -> Need | None:
+def _need(query: Query, table: Table, repo_tables: dict[str, Table]) -> Need | None:
     uses = query.on(table.name)
     eq = _columns(uses, "eq", "in")
     nulls = _columns(uses, "null")
@@ -67,11 +67,15 @@ def _need(query: Query, table: Table) -> Need | None:
     if len(eq) >= 2:
         if _served_together(table, eq, nulls):
             return None
+        if not any(u.from_input for u in uses if u.role in {"eq", "in"}):
+            return None  # fixed values only (`status = 'open' AND kind = 'current'`): a batch's wide sweep
         tail = ranges[:1] or sort
         return Need("missing_composite_index", table.name, _dedupe(eq + tail), "filters", first_line, query)
     if len(eq) == 1:
         driving = [u for u in uses if u.role in {"eq", "in"}]
         if not any(u.from_input for u in driving) or _served(table, eq + nulls):
+            return None
+        if joined_from_served_lookup(query, table, repo_tables):
             return None
         tail = ranges[:1] or sort
         reason = "filters and sorts" if tail and not ranges else "filters"
@@ -103,6 +107,22 @@ def _probed_join_columns(query: Query, table: Table) -> list[str]:
     if not any(u.role in {"eq", "in"} and u.table in joined and u.from_input for u in others):
         return []
     return _columns(own, "join_outer")
+
+
+def joined_from_served_lookup(query: Query, table: Table, tables: dict[str, Table]) -> bool:
+    """The table is joined into a query that already finds its rows through another table's index: `notes n
+    JOIN tags t ... WHERE n.user_id = :uid AND t.name = :tag` reads one user's notes by ix_notes_user_id and
+    checks the tag of each; an index on tags.name would not change that plan."""
+    if not any(u.role in {"join", "join_outer"} for u in query.on(table.name)):
+        return False
+    for other_name in query.tables():
+        other = tables.get(other_name)
+        if other is None or other.name == table.name:
+            continue
+        lookups = [u.column for u in query.on(other.name, "eq", "in") if u.from_input]
+        if lookups and (_served(other, lookups) or any(_point_lookup(other, c) for c in lookups)):
+            return True
+    return False
 
 
 def _columns(uses: list[Use], *roles: str) -> list[str]:

@@ -106,6 +106,18 @@ VALID: list[Example] = [
         CREATE TABLE tags (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, name TEXT NOT NULL,
                            UNIQUE (user_id, name));
         """}, note="the UNIQUE (user_id, name) constraint is a composite index"),
+    example("""
+        from models import Ticket
+
+        OPEN = "open"
+
+
+        def nightly_sweep():
+            return Ticket.query.filter_by(status=OPEN, queue="billing").all()
+
+        def stale(conn):
+            return conn.execute("SELECT id FROM tickets WHERE status = ? AND queue = ?", ["open", "billing"]).fetchall()
+        """, extra={"models.py": _TICKETS}, note="fixed values only (a named constant, bound literals): a wide sweep"),
 ]
 
 INVALID: list[Example] = [

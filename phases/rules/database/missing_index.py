@@ -176,6 +176,15 @@ VALID: list[Example] = [
         def notes_of(conn, user_id):
             return conn.execute("SELECT id FROM notes WHERE user_id = ? ORDER BY updated_at", (user_id,))
         """, path="notes.py", extra={"schema.sql": _SCHEMA}, note="served by (user_id, updated_at)"),
+    example("""
+        def tagged(conn, user_id, tag):
+            return conn.execute(
+                "SELECT n.id FROM notes n JOIN note_tags nt ON nt.note_id = n.id JOIN tags t ON t.id = nt.tag_id "
+                "WHERE n.user_id = ? AND t.name = ?", (user_id, tag)).fetchall()
+        """, path="notes.py", extra={"schema.sql": _SCHEMA + """
+        CREATE TABLE note_tags (note_id INTEGER NOT NULL, tag_id INTEGER NOT NULL, PRIMARY KEY (note_id, tag_id));
+        CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+        """}, note="the user's notes are found by their index; each note's tags are checked by primary key"),
 ]
 
 INVALID: list[Example] = [
