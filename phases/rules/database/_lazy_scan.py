@@ -144,6 +144,8 @@ def _helper_reads(call: ast.Call, names: set[str], scope: q.Scope) -> bool:
                for n in ast.walk(a)):
         return False
     resolved = q.resolve_function(scope, call.func)
+    if resolved is None and isinstance(call.func, ast.Attribute):
+        resolved = q.typed_method(scope, call.func)  # `repo.tag_names(note.id)` on a typed repository
     if resolved is None:
         return False
     file, function = resolved

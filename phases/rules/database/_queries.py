@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 __all__ = ["MAX_DEPTH", "Def", "Scope", "assignment_before", "bind_arguments", "callers", "calls", "class_methods",
            "constant_string", "django_eager_paths", "functions", "has_limit", "imports", "is_lazy", "is_select",
            "last_assignment", "memo", "models", "relationships", "resolve_function", "returns", "sa_eager_paths", "schema_or_none",
-           "sql_verb", "walk_function"]
+           "sql_verb", "typed_method", "walk_function"]
 
 EAGER_LOADERS = {"joinedload", "selectinload", "subqueryload", "immediateload", "contains_eager"}
 PATH_LOADERS = EAGER_LOADERS | {"defaultload", "lazyload", "noload", "raiseload", "Load"}
