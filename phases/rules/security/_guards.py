@@ -82,7 +82,8 @@ def is_rate_guard(repo: RepoMap, name: str) -> bool:
     if RATE_NAME.search(name) or RATE_NAME.search(short):
         return True
     body = _definition_text(repo, short)
-    return bool(body and RATE_BODY.search(body))
+    # `_definition_text` answers with the class name for `login_limit = RateLimit(...)`
+    return bool(body and (RATE_BODY.search(body) or body.isidentifier() and RATE_NAME.search(body)))
 
 
 def is_login_like(endpoint: Endpoint) -> bool:
@@ -90,7 +91,9 @@ def is_login_like(endpoint: Endpoint) -> bool:
     if "POST" not in endpoint.methods and "PUT" not in endpoint.methods:
         return False
     words = [endpoint.function, *endpoint.route.strip("/").split("/")[-2:]]
-    return any(LOGIN_LIKE.search(f"_{w}_") for w in words if w and not re.search(r"logout|signout|sign_out", w, re.IGNORECASE))
+    if any(re.search(r"log_?out|sign_?out", w, re.IGNORECASE) for w in (words[0], words[-1])):
+        return False  # `/auth/logout`: ends a session, checks nothing a guesser could try
+    return any(LOGIN_LIKE.search(f"_{w}_") for w in words if w)
 
 
 def _guards(repo: RepoMap, endpoint: Endpoint) -> list[Guard]:

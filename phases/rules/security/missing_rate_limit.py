@@ -114,6 +114,21 @@ VALID: list[Example] = [
             session.clear()
             return ""
         """, note="logout checks no credentials"),
+    example("""
+        from fastapi import APIRouter, Depends
+
+        router = APIRouter(prefix="/auth")
+        login_limit = RateLimit("login", 5, 60)
+
+        @router.post("/login", dependencies=[Depends(login_limit)])
+        def login(payload: Credentials):
+            return issue_token(verify_password(payload.password))
+
+        @router.post("/logout")
+        def logout(token: str = Depends(oauth2_scheme)):
+            revoke(token)
+        """, path="notes/auth.py", extra={"notes/ratelimit.py": "class RateLimit:\n    pass\n"},
+        note="a limiter instance of a RateLimit class; logout under /auth checks nothing"),
 ]
 
 INVALID: list[Example] = [
