@@ -146,3 +146,43 @@ def name_columns(text: str, leak_sql: str, columns: tuple[str, ...]) -> str | No
 
     module = cst.parse_module(text).visit(transformer := Swap())
     return module.code if transformer.done else None
+
+
+def exclude_in_model_to_dict(text: str, line: int, fields: tuple[str, ...]) -> str | None:
+    """`model_to_dict(obj, exclude=[...])` on `line` with `fields` added to its exclusions (the call gets an
+    `exclude=` list when it has none); None when the call lists `fields=` or is not there."""
+    import libcst as cst
+    from libcst.metadata import MetadataWrapper, PositionProvider
+
+    wrapper = MetadataWrapper(cst.parse_module(text))
+    positions = wrapper.resolve(PositionProvider)
+
+    class Exclude(cst.CSTTransformer):
+        done = False
+
+        def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
+            name = updated.func.attr.value if isinstance(updated.func, cst.Attribute) else getattr(
+                updated.func, "value", "")
+            if self.done or name != "model_to_dict" or positions[original].start.line != line:
+                return updated
+            keywords = {a.keyword.value: a for a in updated.args if a.keyword}
+            if "fields" in keywords:
+                return updated
+            added = [cst.Element(cst.SimpleString(f'"{f}"')) for f in fields]
+            current = keywords.get("exclude")
+            if current is None:
+                equal = cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))
+                self.done = True
+                return updated.with_changes(args=[*updated.args, cst.Arg(
+                    keyword=cst.Name("exclude"), value=cst.List(added), equal=equal)])
+            if not isinstance(current.value, cst.List | cst.Tuple):
+                return updated
+            elements = list(current.value.elements)
+            if elements:
+                elements[-1] = elements[-1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+            value = current.value.with_changes(elements=[*elements, *added])
+            self.done = True
+            return updated.with_changes(args=[a.with_changes(value=value) if a is current else a for a in updated.args])
+
+    module = wrapper.visit(transformer := Exclude())
+    return module.code if transformer.done else None

@@ -199,4 +199,29 @@ INVALID: list[Example] = [
             row = cur.fetchone()
             return jsonify(dict(zip(names, row)))
         """, extra={"schema.sql": _USERS_SQL}, note="SELECT * rows returned whole: the SELECT names the safe columns"),
+    example("""
+        from django.contrib.auth import get_user_model
+        from django.forms.models import model_to_dict
+        from django.http import JsonResponse
+        from django.shortcuts import get_object_or_404
+        from django.urls import path
+
+        def profile(request, username):
+            user = get_object_or_404(get_user_model(), username=username)
+            return JsonResponse(model_to_dict(user, exclude=["groups"]))
+
+        urlpatterns = [path("users/<str:username>/", profile)]
+        """, """
+        from django.contrib.auth import get_user_model
+        from django.forms.models import model_to_dict
+        from django.http import JsonResponse
+        from django.shortcuts import get_object_or_404
+        from django.urls import path
+
+        def profile(request, username):
+            user = get_object_or_404(get_user_model(), username=username)
+            return JsonResponse(model_to_dict(user, exclude=["groups", "password"]))
+
+        urlpatterns = [path("users/<str:username>/", profile)]
+        """, path="accounts/views.py", note="Django's own user: model_to_dict leaves the password hash out"),
 ]

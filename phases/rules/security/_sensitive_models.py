@@ -14,6 +14,7 @@ from tuber.phases.rules.base import SourceFile, dotted_name
 SENSITIVE = re.compile(r"^(password|passwd|password_hash|hashed_password|pass_hash|pwd_hash|secret|.*_secret|"
                        r"secret_key|api_key|apikey|private_key|.*_token|token|otp_secret|totp_secret|"
                        r"\w+_password|\w+_password_hash|pin_hash)$", re.IGNORECASE)
+DJANGO_USER_BASES = {"AbstractUser", "AbstractBaseUser"}
 WHOLE_ROW_SERIALISERS = {"model_to_dict"}  # django.forms.models: every editable field unless fields= is given
 SERIALISERS = {"to_dict", "as_dict", "to_json", "serialize", "serialise", "dump"}
 ALL_COLUMNS = re.compile(r"__table__\.columns|__mapper__|inspect\(|_meta\.(get_)?fields|__dict__|\.columns\b")
@@ -165,8 +166,14 @@ def column_models(repo: RepoMap) -> dict[str, Model]:
                 fields = [t.id for item in node.body for t in (item.targets if isinstance(item, ast.Assign) else
                           [item.target] if isinstance(item, ast.AnnAssign) else []) if isinstance(t, ast.Name)]
                 sensitive = tuple(f for f in fields if SENSITIVE.match(f))
+                if any(dotted_name(b).rsplit(".", 1)[-1] in DJANGO_USER_BASES for b in node.bases):
+                    sensitive = ("password", *sensitive)  # inherited from AbstractBaseUser
                 if sensitive:
                     found.setdefault(node.name, Model(node.name, sensitive, ""))
+        if any("django.contrib.auth" in f.text for f in repo.python_files()):
+            # Django's own user model (its `password` field holds the hash), however the code names it
+            for name in ("get_user_model", "User"):
+                found.setdefault(name, Model("User", ("password",), ""))
         return found
 
     return repo.derived("sensitive_column_models", build)

@@ -46,7 +46,7 @@ from tuber.phases.rules.base import Fix, Hit, SourceFile, dotted_name, walk_with
 from tuber.phases.rules.scoring import scored
 from tuber.phases.rules.security import _pydantic_exposure as pydantic
 from tuber.phases.rules.security._guards import is_login_like
-from tuber.phases.rules.security._row_exposure import name_columns, row_leaks
+from tuber.phases.rules.security._row_exposure import exclude_in_model_to_dict, name_columns, row_leaks
 from tuber.phases.rules.security._sensitive_examples import INVALID, VALID
 from tuber.phases.rules.security._sensitive_models import (
     SENSITIVE,
@@ -103,7 +103,8 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
                 yield Hit(line=node.lineno, message=f"{ast.unparse(node)[:60]} serialises every column of "
                           f"{model.name}, including {', '.join(model.sensitive)}, into the response",
                           scores=scored(CATEGORY, hot=hot), symbol=symbol, key=f"rows:{short}:{model.name}",
-                          data={"kind": "row", "fields": model.sensitive})
+                          fixable=short == "model_to_dict" and not any(k.arg == "fields" for k in node.keywords),
+                          data={"kind": "row", "fields": model.sensitive, "serialiser": short})
             continue
         if isinstance(node.func, ast.Attribute) and node.func.attr in SERIALISERS:
             model = receiver_model(file, function, node, models)
@@ -136,6 +137,9 @@ def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
 
     fields = tuple(hit.data.get("fields", ()))
     kind = hit.data.get("kind")
+    if kind == "row" and hit.data.get("serialiser") == "model_to_dict":
+        text = exclude_in_model_to_dict(file.text, hit.line, fields)
+        return _fix(file, text, fields) if text else None
     if kind == "select" and hit.data.get("sql"):
         text = name_columns(file.text, hit.data["sql"], tuple(hit.data["columns"]))
         return _fix(file, text, fields) if text else None
