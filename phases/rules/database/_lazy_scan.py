@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from tuber.phases.datamap.model import Relationship
+from tuber.phases.rules.base import dotted_name
 from tuber.phases.rules.database import _queries as q
 
 MAX_HELPER_DEPTH = 3
@@ -149,7 +150,7 @@ def _helper_reads(call: ast.Call, names: set[str], scope: q.Scope) -> bool:
     if resolved is None:
         return False
     file, function = resolved
-    if any(MEMOISED.search(q.dotted_name(d.func if isinstance(d, ast.Call) else d)) for d in function.decorator_list):
+    if any(MEMOISED.search(dotted_name(d.func if isinstance(d, ast.Call) else d)) for d in function.decorator_list):
         return False  # `@lru_cache`: one query per distinct argument, none once warm; not per row
     inner = scope.inner(file, function, {})
     return any(isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in QUERY_CALLS

@@ -143,16 +143,16 @@ def _schema_in(annotation: ast.expr, known: dict[str, Exclusion]) -> tuple[str |
             return None, False
     if isinstance(annotation, ast.BinOp) and isinstance(annotation.op, ast.BitOr):
         for side in (annotation.left, annotation.right):
-            found = _schema_in(side, known)
-            if found[0]:
-                return found
+            either = _schema_in(side, known)
+            if either[0]:
+                return either
         return None, False
     if isinstance(annotation, ast.Subscript):
         outer = dotted_name(annotation.value).rsplit(".", 1)[-1]
         inner = annotation.slice.elts[0] if isinstance(annotation.slice, ast.Tuple) else annotation.slice
         if outer in LISTS:
-            name, many = _schema_in(inner, known)
-            return (name, True) if name and not many else (None, False)
+            found, many = _schema_in(inner, known)
+            return (found, True) if found and not many else (None, False)
         if outer in OPTIONAL:
             return _schema_in(inner, known)
     return None, False

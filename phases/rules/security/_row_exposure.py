@@ -20,7 +20,7 @@ import sqlglot
 from sqlglot import exp
 from tuber.phases.datamap.endpoints import endpoint_function
 from tuber.phases.datamap.repo import RepoMap
-from tuber.phases.rules.base import SourceFile
+from tuber.phases.rules.base import SourceFile, dotted_name
 from tuber.phases.rules.database import _queries as q
 from tuber.phases.rules.security._guards import is_login_like
 from tuber.phases.rules.security._pydantic_exposure import CREDENTIAL_COMPANION
@@ -63,7 +63,7 @@ def _whole_rows(expr: ast.expr) -> Iterator[ast.expr]:
     """Sub-expressions of a response that hold a row (or rows) itself, unwrapping jsonify/dict/zip/lists."""
     if isinstance(expr, ast.Name):
         yield expr
-    elif isinstance(expr, ast.Call) and q.dotted_name(expr.func).rsplit(".", 1)[-1] in WRAPPERS:
+    elif isinstance(expr, ast.Call) and dotted_name(expr.func).rsplit(".", 1)[-1] in WRAPPERS:
         for arg in expr.args:
             yield from _whole_rows(arg)
     elif isinstance(expr, ast.List | ast.Tuple):
