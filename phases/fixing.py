@@ -62,7 +62,10 @@ def propose(finding: Finding, repo: RepoMap, protected_paths: tuple[str, ...] = 
             continue
         if not hit.fixable:
             return None, "the rule reports it as not safely fixable"
-        fix = rule.fix(hit, file, repo)
+        try:
+            fix = rule.fix(hit, file, repo)
+        except Exception as error:  # noqa: BLE001 - one rule's bug drops its fix, never the whole run
+            return None, f"the {finding.rule} fix failed on this code ({type(error).__name__}); reported for a human"
         if fix is None:
             return None, "the rule found no safe rewrite for this code"
         touched = [p for p in fix.files if protected(p, protected_paths)]

@@ -133,7 +133,8 @@ def rewrite(text: str, endpoint: Endpoint, origin: q.Origin, function: q.Def, fi
 def _wrap(text: str, node: ast.expr, template: str, slot: str, parenthesise: bool = True) -> Edit:
     def change(updated: cst.CSTNode) -> cst.CSTNode:
         code = cst.Module([]).code_for_node(updated.with_changes(lpar=[], rpar=[]))
-        inner = f"({code})" if parenthesise and not isinstance(node, ast.Name | ast.Call | ast.Attribute) else code
+        simple = isinstance(node, ast.Name | ast.Call | ast.Attribute) and "\n" not in code  # a chain over lines needs ()
+        inner = f"({code})" if parenthesise and not simple or "\n" in code else code
         return cst.parse_expression(template.format(**{slot: inner}))
 
     kind: cm.NodeKind = cst.Name if isinstance(node, ast.Name) else (cst.BaseExpression,)
