@@ -2,7 +2,8 @@
 
 `rewrite(repo, file, name)` turns the top-level hashing function `name` into a PBKDF2 hasher (same name and
 signature), keeps the old body as `_legacy_<name>`, adds `password_matches` / `password_needs_rehash`,
-replaces every comparison against `name(password)` in the repository with `password_matches(...)`, and after
+replaces every comparison against `name(password)` in the repository with `password_matches(...)` (a salted
+legacy hasher's other arguments, `name(password, row.salt)`, are passed on for the legacy check), and after
 each early-exit login check (`if ... not password_matches(...): return/raise`, directly or through a
 one-line verify wrapper) stores the upgraded hash: an ORM attribute (plus the session commit), or an UPDATE
 of the fetched row for raw DB-API code.
@@ -37,6 +38,11 @@ def password_matches(password: str, stored: str) -> bool:
         return hmac.compare_digest(_pbkdf2_password_hash(password, salt, int(iterations)), stored)
     return hmac.compare_digest(_legacy_{name}(password), stored)
 '''
+# for a legacy hasher that takes more than the password (`hash(password, salt)`): comparisons pass the rest on
+SALTED_HELPERS = HELPERS.replace(
+    "def password_matches(password: str, stored: str) -> bool:",
+    "def password_matches(password: str, stored: str, *legacy_args: str) -> bool:").replace(
+    "_legacy_{name}(password)", "_legacy_{name}(password, *legacy_args)")
 SESSION_CALLS = {"scalar", "scalars", "get", "execute", "query", "add", "commit", "flush", "first_or_404",
                  "get_or_404", "one_or_404", "paginate", "merge"}
 CONNECTION = re.compile(r"^(conn|connection|con|db|cursor|cur)$")
@@ -104,8 +110,9 @@ class _Hasher(cst.CSTTransformer):
         new = updated.with_changes(body=updated.body.with_changes(body=body))
         spacing = original.leading_lines or [cst.EmptyLine(), cst.EmptyLine()]
         legacy = updated.with_changes(name=cst.Name(legacy_name(self.name)), leading_lines=spacing)
+        template = SALTED_HELPERS if len(updated.params.params) > 1 else HELPERS
         helpers = [s.with_changes(leading_lines=spacing)
-                   for s in cst.parse_module(HELPERS.replace("_legacy_{name}", legacy_name(self.name))).body]
+                   for s in cst.parse_module(template.replace("_legacy_{name}", legacy_name(self.name))).body]
         return cst.FlattenSentinel([new, legacy, *helpers])
 
 
@@ -131,22 +138,26 @@ class _Comparisons(cst.CSTTransformer):
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def _hash_arg(self, node: cst.BaseExpression) -> tuple[cst.BaseExpression, cst.BaseExpression] | None:
-        if isinstance(node, cst.Call) and len(node.args) == 1:
+    def _hash_arg(self, node: cst.BaseExpression,
+                  ) -> tuple[cst.BaseExpression, cst.BaseExpression, list[cst.Arg]] | None:
+        """(password, password_matches spelled like the hasher, the hasher's other arguments such as a salt)."""
+        if isinstance(node, cst.Call) and node.args and all(a.keyword is None and not a.star for a in node.args):
             func = node.func
+            extra = [a.with_changes(comma=cst.MaybeSentinel.DEFAULT) for a in node.args[1:]]
             if isinstance(func, cst.Name) and func.value == self.name:
-                return node.args[0].value, cst.Name("password_matches")
+                return node.args[0].value, cst.Name("password_matches"), extra
             if isinstance(func, cst.Attribute) and func.attr.value == self.name:
-                return node.args[0].value, func.with_changes(attr=cst.Name("password_matches"))
+                return node.args[0].value, func.with_changes(attr=cst.Name("password_matches")), extra
         return None
 
     def _matches(self, left: cst.BaseExpression, right: cst.BaseExpression) -> cst.Call | None:
         for hashed, stored in ((left, right), (right, left)):
             found = self._hash_arg(hashed)
             if found:
-                password, func = found
-                return cst.Call(func=func, args=[cst.Arg(password, comma=cst.Comma(
-                    whitespace_after=cst.SimpleWhitespace(" "))), cst.Arg(stored)])
+                password, func, extra = found
+                comma = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+                args = [cst.Arg(password), cst.Arg(stored), *extra]
+                return cst.Call(func=func, args=[a.with_changes(comma=comma) for a in args[:-1]] + args[-1:])
         return None
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
@@ -180,15 +191,16 @@ def _upgrade_checkers(repo: RepoMap, text: str, name: str) -> tuple[str, set[str
         for method in (n for n in cls.body if isinstance(n, ast.FunctionDef)):
             last = method.body[-1]
             call = last.value if isinstance(last, ast.Return) else None
-            if not (isinstance(call, ast.Call) and dotted_name(call.func) == "password_matches" and len(call.args) == 2
+            if not (isinstance(call, ast.Call) and dotted_name(call.func) == "password_matches" and len(call.args) >= 2
                     and isinstance(call.args[1], ast.Attribute) and dotted_name(call.args[1].value) == "self"):
                 continue
             password = ast.get_source_segment(text, call.args[0]) or ast.unparse(call.args[0])
             stored = f"self.{call.args[1].attr}"
             matches = ast.get_source_segment(text, call) or ast.unparse(call)
             django = model is not None and model.framework == "django"
+            extra = "".join(", " + (ast.get_source_segment(text, a) or ast.unparse(a)) for a in call.args[2:])
             edits.append((*span(last), checker_block(" " * last.col_offset, password, stored, matches,
-                                                     f"{name}({password})", django)))
+                                                     f"{name}({password}{extra})", django)))
             if model is not None and model.framework == "sqlalchemy":
                 checkers.add(method.name)
     return apply_edits(text, edits), checkers
@@ -202,7 +214,7 @@ def _wrappers(text: str) -> dict[str, tuple[int, int]]:
             call = node.body[-1].value
             params = [a.arg for a in node.args.args if a.arg not in ("self", "cls")]
             if isinstance(call, ast.Call) and dotted_name(call.func).endswith("password_matches") and \
-                    len(call.args) == 2:
+                    len(call.args) == 2:  # a wrapper passing a salt through is left alone: its callers are not
                 password, stored = call.args
                 if isinstance(password, ast.Name) and isinstance(stored, ast.Name) and password.id in params \
                         and stored.id in params:
@@ -224,7 +236,7 @@ def _add_rehash(repo: RepoMap, path: str, text: str, name: str, wrappers: dict[s
             check = _failed_check(statement.test, wrappers)
             if check is None:
                 continue
-            code = _upgrade_code(repo, tree, text, function, *check, name)
+            code = _upgrade_code(repo, tree, text, function, *check, name=name)
             if code:
                 indent = " " * statement.col_offset
                 inserts.append((statement.end_lineno or statement.lineno,
@@ -235,24 +247,27 @@ def _add_rehash(repo: RepoMap, path: str, text: str, name: str, wrappers: dict[s
     return "".join(lines)
 
 
-def _failed_check(test: ast.expr, wrappers: dict[str, tuple[int, int]]) -> tuple[ast.expr, ast.expr] | None:
-    """(password, stored) of a `not password_matches(...)` / `not verify(...)` inside an if-test."""
+def _failed_check(test: ast.expr, wrappers: dict[str, tuple[int, int]],
+                  ) -> tuple[ast.expr, ast.expr, list[ast.expr]] | None:
+    """(password, stored, the legacy hasher's other arguments) of a `not password_matches(...)` /
+    `not verify(...)` inside an if-test."""
     for sub in ast.walk(test):
         if isinstance(sub, ast.UnaryOp) and isinstance(sub.op, ast.Not) and isinstance(sub.operand, ast.Call):
             call = sub.operand
             short = dotted_name(call.func).rsplit(".", 1)[-1]
-            if short == "password_matches" and len(call.args) == 2:
-                return call.args[0], call.args[1]
+            if short == "password_matches" and len(call.args) >= 2:
+                return call.args[0], call.args[1], call.args[2:]
             if short in wrappers and len(call.args) >= 2 and not call.keywords:
                 password, stored = wrappers[short]
-                return call.args[password], call.args[stored]
+                return call.args[password], call.args[stored], []
     return None
 
 
 def _upgrade_code(repo: RepoMap, tree: ast.Module, text: str, function: ast.AST, password: ast.expr,
-                  stored: ast.expr, name: str) -> str:
+                  stored: ast.expr, extra: list[ast.expr], *, name: str) -> str:
     """The statements that store the upgraded hash, or '' when the stored value's home is unknown."""
     p = ast.get_source_segment(text, password) or ast.unparse(password)
+    p += "".join(", " + (ast.get_source_segment(text, a) or ast.unparse(a)) for a in extra)  # the hasher's salt
     s = ast.get_source_segment(text, stored) or ast.unparse(stored)
     if isinstance(stored, ast.Attribute):
         save = ""
