@@ -25,19 +25,9 @@ from typing import Any
 from tuber.phases.datamap.repo import RepoMap
 from tuber.phases.rules.base import SourceFile, dotted_name
 from tuber.phases.rules.database._codemod import span
+from tuber.phases.rules.database._db_calls import outside_effect, touches_db
 from tuber.phases.rules.database._django_bulk import model_facts
-from tuber.phases.rules.database._loop_units import DB_RECEIVERS, EFFECT_MODULES, EFFECT_VERBS
 
-SESSIONISH = re.compile(r"(session|sess|db|conn|connection|con|cnx|cursor|cur|tx|transaction|engine)$", re.IGNORECASE)
-MANAGERS = {"objects", "_default_manager", "_base_manager"}
-# method names that (almost) only database APIs have
-DB_METHODS = {"execute", "executemany", "exec_driver_sql", "scalar", "scalars", "query", "save", "delete", "create",
-              "refresh_from_db", "bulk_create", "bulk_update", "get_or_create", "update_or_create", "raw", "commit",
-              "flush", "rollback", "in_bulk", "aggregate", "annotate", "values_list", "select_related",
-              "prefetch_related", "filter_by", "get_object_or_404", "get_list_or_404", "merge", "refresh"}
-NO_ARG_READS = {"count", "exists", "all", "first", "last", "one", "one_or_none"}  # QuerySet/Query reads
-LOOKUP_READS = {"filter", "exclude", "get", "update"}  # with keyword lookups: QuerySet calls
-RELATED_WRITES = {"add", "remove", "set", "clear"}  # obj.tags.add(tag): related-manager writes
 QUERYSET_STEPS = {"all", "filter", "exclude", "order_by", "select_related", "prefetch_related", "distinct",
                   "select_for_update", "iterator", "reverse", "only", "defer"}
 SQL_EXPRESSIONS = {"func", "select", "text", "literal", "literal_column", "cast", "bindparam", "null", "true",
@@ -146,20 +136,34 @@ def _new_object_plan(loop: ast.For | ast.AsyncFor, write: ast.Call, statement: a
 
 def _update_plan(loop: ast.For | ast.AsyncFor, write: ast.Call, statement: ast.Expr, body: list[ast.stmt],
                  scope: Scope, repo: RepoMap) -> dict[str, Any] | None:
+    """`obj.field = ...; obj.save()` where obj is the loop's object, or `objs[key]` of a collection of them."""
     func = write.func
     if not (isinstance(func, ast.Attribute) and func.attr == "save" and isinstance(func.value, ast.Name)
-            and isinstance(loop.target, ast.Name) and func.value.id == loop.target.id and not write.args
-            and statement in body and isinstance(loop, ast.For)):
+            and not write.args and statement in body and isinstance(loop, ast.For)):
         return None
-    obj = loop.target.id
+    obj = func.value.id
     update_fields = [k for k in write.keywords if k.arg == "update_fields"]
     if len(write.keywords) != len(update_fields):
         return None
-    model = _queryset_model(loop, scope)
+    strict = not update_fields  # a bare save() writes every field: the objects must carry no other change
+    fetch = None
+    if isinstance(loop.target, ast.Name) and loop.target.id == obj:
+        model = _objects_model(loop.iter, scope, loop.lineno, strict)
+    else:
+        fetched = [s for s in body[:body.index(statement)] if isinstance(s, ast.Assign) and len(s.targets) == 1
+                   and isinstance(s.targets[0], ast.Name) and s.targets[0].id == obj]
+        stores = [n for n in ast.walk(loop) if isinstance(n, ast.Name) and n.id == obj and isinstance(n.ctx, ast.Store)]
+        value = fetched[0].value if len(fetched) == 1 and len(stores) == 1 else None
+        if not (isinstance(value, ast.Subscript) and isinstance(value.value, ast.Name)
+                and not isinstance(value.slice, ast.Slice) and not _assigned(loop, value.value.id)):
+            return None
+        fetch = fetched[0]
+        model = _objects_model(value.value, scope, loop.lineno, strict)
     if model is None or _assigned(loop, model):
         return None
     facts = model_facts(repo, model)
-    assigned = _object_fields(body, body.index(statement), obj)
+    rest = [s for s in body if s is not fetch]
+    assigned = _object_fields(rest, rest.index(statement), obj)
     if facts.refusal or assigned is None:
         return None
     if update_fields:
@@ -227,27 +231,29 @@ def _assigned(loop: ast.AST, name: str) -> bool:
     return any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store) for n in ast.walk(loop))
 
 
-def _queryset_model(loop: ast.For | ast.AsyncFor, scope: Scope) -> str | None:
-    """`Model` when the loop iterates `Model.objects...` directly or through a name assigned from it once."""
-    source: ast.expr = loop.iter
-    if isinstance(source, ast.Name):
-        name = source.id
-        stores = [n for n in ast.walk(scope) if isinstance(n, ast.Assign | ast.AnnAssign | ast.AugAssign
-                                                            | ast.For | ast.With | ast.NamedExpr)
-                  and any(isinstance(t, ast.Name) and t.id == name for t in _targets(n))]
-        params = ({a.arg for a in (*scope.args.posonlyargs, *scope.args.args, *scope.args.kwonlyargs)}
-                  if isinstance(scope, ast.FunctionDef | ast.AsyncFunctionDef) else set())
-        if (len(stores) != 1 or not isinstance(stores[0], ast.Assign) or stores[0].lineno >= loop.lineno
-                or name in params or any(isinstance(n, ast.Global | ast.Nonlocal) for n in ast.walk(scope))):
-            return None  # the loop must iterate what that one assignment made (or fail on an unbound name)
-        assignment = stores[0]
-        loads = [n for n in ast.walk(scope) if isinstance(n, ast.Name) and n.id == name
-                 and isinstance(n.ctx, ast.Load) and assignment.lineno <= n.lineno < loop.lineno]
-        if loads:
-            return None  # used between: its instances may carry other unsaved changes
-        source = assignment.value
-        if isinstance(source, ast.Call) and dotted_name(source.func) == "list" and len(source.args) == 1:
+def _objects_model(source: ast.expr, scope: Scope, before: int, strict: bool) -> str | None:
+    """`Model` when `source` holds instances straight from `Model.objects...`: the queryset itself, or a name
+    assigned once from it (or from `list(...)` / a comprehension over it). `strict`: nothing may use that
+    name before the loop (its instances could carry other unsaved changes, which save() would write)."""
+    for _ in range(3):
+        if isinstance(source, ast.Name):
+            assignment = _only_assignment(source.id, scope, before)
+            if assignment is None or (strict and any(
+                    isinstance(n, ast.Name) and n.id == source.id and isinstance(n.ctx, ast.Load)
+                    and assignment.lineno <= n.lineno < before for n in ast.walk(scope))):
+                return None
+            source = assignment.value
+        elif isinstance(source, ast.Call) and dotted_name(source.func) == "list" and len(source.args) == 1:
             source = source.args[0]
+        elif isinstance(source, ast.ListComp | ast.SetComp | ast.DictComp) and len(source.generators) == 1:
+            element = source.value if isinstance(source, ast.DictComp) else source.elt
+            generator = source.generators[0]
+            if not (isinstance(element, ast.Name) and isinstance(generator.target, ast.Name)
+                    and element.id == generator.target.id):
+                return None
+            source = generator.iter
+        else:
+            break
     while True:
         if isinstance(source, ast.Subscript) and isinstance(source.slice, ast.Slice):
             source = source.value
@@ -259,6 +265,20 @@ def _queryset_model(loop: ast.For | ast.AsyncFor, scope: Scope) -> str | None:
     if isinstance(source, ast.Attribute) and source.attr == "objects" and isinstance(source.value, ast.Name):
         return source.value.id
     return None
+
+
+def _only_assignment(name: str, scope: Scope, before: int) -> ast.Assign | None:
+    """The one `name = ...` of the scope, before line `before`; None when the name has other bindings (a
+    parameter, a second assignment, a global) and may hold something else at the loop."""
+    stores = [n for n in ast.walk(scope) if isinstance(n, ast.Assign | ast.AnnAssign | ast.AugAssign
+                                                        | ast.For | ast.With | ast.NamedExpr)
+              and any(isinstance(t, ast.Name) and t.id == name for t in _targets(n))]
+    params = ({a.arg for a in (*scope.args.posonlyargs, *scope.args.args, *scope.args.kwonlyargs)}
+              if isinstance(scope, ast.FunctionDef | ast.AsyncFunctionDef) else set())
+    if (len(stores) != 1 or not isinstance(stores[0], ast.Assign) or stores[0].lineno >= before
+            or name in params or any(isinstance(n, ast.Global | ast.Nonlocal) for n in ast.walk(scope))):
+        return None
+    return stores[0]
 
 
 def _targets(node: ast.AST) -> list[ast.AST]:
@@ -318,56 +338,14 @@ def _touches_db_elsewhere(body: list[ast.stmt], write: ast.Call, plan: dict[str,
                 return True
             if not isinstance(node, ast.Call) or id(node) in own:
                 continue
-            if touches_db(node, repo) or _outside_effect(node) or (
+            if touches_db(node, repo) or outside_effect(node) or (
                     model and dotted_name(node.func).split(".")[0] == model):
                 return True
     return False
 
 
-def _outside_effect(call: ast.Call) -> bool:
-    """An e-mail, HTTP call or message per row: it would now happen before its row is written (and happen
-    even when the one write after the loop fails), so the loop keeps its per-row writes."""
-    parts = dotted_name(call.func).split(".")
-    receiver = parts[-2].lower() if len(parts) > 1 else ""
-    return parts[0] in EFFECT_MODULES or (parts[-1] in EFFECT_VERBS and not receiver.endswith(DB_RECEIVERS))
-
-
 def _contains(tree: ast.AST, node: ast.AST) -> bool:
     return any(n is node for n in ast.walk(tree))
-
-
-def touches_db(call: ast.Call, repo: RepoMap, depth: int = 1) -> bool:
-    """Whether a call may query or write the database (a heuristic, erring towards yes)."""
-    parts = dotted_name(call.func).split(".")
-    method = parts[-1]
-    if any(p in MANAGERS or p.endswith("_set") for p in parts) or method in DB_METHODS:
-        return True
-    if len(parts) > 1 and SESSIONISH.search(parts[-2]):
-        return True
-    if (method in NO_ARG_READS and not call.args and not call.keywords and len(parts) > 1) or (
-            method in LOOKUP_READS and call.keywords and not call.args and len(parts) > 1) or (
-            method in RELATED_WRITES and len(parts) > 2):
-        return True
-    if depth and method:
-        return repo.derived(f"loop_writes.db_function:{method}", lambda: _function_touches_db(repo, method))
-    return False
-
-
-def _function_touches_db(repo: RepoMap, name: str) -> bool:
-    """A function or method of the repository called `name` whose body may touch the database."""
-    pattern = re.compile(rf"\bdef\s+{re.escape(name)}\s*\(")
-    for file in repo.python_files():
-        if not pattern.search(file.text):
-            continue
-        try:
-            tree = file.tree
-        except SyntaxError:
-            return True
-        for node in ast.walk(tree):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name and any(
-                    isinstance(c, ast.Call) and touches_db(c, repo, depth=0) for c in ast.walk(node)):
-                return True
-    return False
 
 
 def _unread_after(name: str | None, loop: ast.For | ast.AsyncFor, scope: Scope) -> bool:

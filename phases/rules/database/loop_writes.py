@@ -62,6 +62,7 @@ from tuber.phases.rules.database import _bulk_writes as bq
 from tuber.phases.rules.database import _queries as q
 from tuber.phases.rules.database._bulk_rewrite import executemany, move_commit, replace_loop, rewrite
 from tuber.phases.rules.database._codemod import span
+from tuber.phases.rules.database._db_calls import SESSIONISH
 from tuber.phases.rules.database._loop_units import unit_per_iteration
 from tuber.phases.rules.scoring import scored
 
@@ -72,7 +73,6 @@ ID = "loop-writes"
 CATEGORY = "loop_writes"
 LAYER = "database"
 TRIGGERS = ("commit", "execute", "save(", ".create(", "flush", ".update(")
-SESSIONISH = bq.SESSIONISH
 WRITE_SQL = {"INSERT", "UPDATE", "DELETE", "REPLACE", "UPSERT", "MERGE"}
 SA_WRITES = {"insert", "update", "delete"}
 DJANGO_WRITES = {"create", "update", "get_or_create", "update_or_create", "delete"}
