@@ -27,9 +27,11 @@ Scores: `scored("missing_fk_constraint")`: the low baseline (10.7), since the fi
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from tuber.phases.fixes.index_migration import portable_sql_migrations
 from tuber.phases.rules.base import Example, Fix, Hit, SourceFile, example
 from tuber.phases.rules.database import missing_fk_constraint as python_rule
 
@@ -77,7 +79,9 @@ INVALID: list[Example] = [
 
 def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
     """One hit per unreferenced `<thing>_id` column this SQL file defines."""
-    yield from python_rule.detect(file, repo)
+    portable = portable_sql_migrations(repo)  # tests apply the SQL on SQLite too: NOT VALID would not parse
+    for hit in python_rule.detect(file, repo):
+        yield dataclasses.replace(hit, fixable=hit.fixable and not portable)
 
 
 def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:

@@ -39,6 +39,7 @@ from collections.abc import Iterator
 
 from tuber.agent.models import RiskParts
 from tuber.phases.datamap.repo import RepoMap
+from tuber.phases.fixes.index_migration import portable_sql_migrations
 from tuber.phases.rules.base import Example, Fix, Hit, SourceFile, example
 from tuber.phases.rules.storage._migrations import ancestors, dialect, down_markers, migration_of, migrations
 from tuber.phases.rules.storage._unsafe import Issue, judge, scores, worst
@@ -126,7 +127,8 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
     tool_tx = up is not None and not _NO_TX.search(file.text)
     for line, issues in sorted(by_line.items()):
         issue = worst(issues)
-        fixable = issue.fix == "concurrent_index" and sole and not tool_tx
+        # a project whose tests apply these files on SQLite too cannot take PostgreSQL-only CONCURRENTLY
+        fixable = issue.fix == "concurrent_index" and sole and not tool_tx and not portable_sql_migrations(repo)
         op = issue.op
         yield Hit(line=line, message=f"Migration {issue.message}", scores=scores(issue.family, fixable),
                   key=f"{op.kind}:{op.table}.{op.column or op.name}", fixable=fixable, data={"family": issue.family})
