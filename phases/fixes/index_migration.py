@@ -30,6 +30,7 @@ from tuber.phases.datamap.schema_alembic import heads, revisions
 from tuber.phases.datamap.schema_django import app_label
 from tuber.phases.datamap.schema_sql import glot_dialect, is_down_file
 from tuber.phases.fixes import index_migration_models as index_models
+from tuber.phases.fixes.migration_edit import DJANGO_PORTABLE
 from tuber.phases.rules.base import Fix
 
 if TYPE_CHECKING:
@@ -199,8 +200,8 @@ def _django_migration(repo: RepoMap, model_path: str, model_name: str, plan: Ind
     index = f'models.Index(fields=[{fields}], name="{plan.name}")'
     if plan.concurrently:
         head = ("from django.contrib.postgres.operations import AddIndexConcurrently\n"
-                "from django.db import migrations, models\n\n\nclass Migration(migrations.Migration):\n\n"
-                "    atomic = False\n\n")
+                "from django.db import connection, migrations, models\n\n" + DJANGO_PORTABLE +
+                "\n\nclass Migration(migrations.Migration):\n\n    atomic = False\n\n")
         operation = "AddIndexConcurrently"
     else:
         head = "from django.db import migrations, models\n\n\nclass Migration(migrations.Migration):\n\n"

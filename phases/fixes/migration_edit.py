@@ -147,6 +147,10 @@ def _flat(body: Sequence[Any]) -> list[cst.BaseStatement]:
 # ---- Django: AddIndex -> AddIndexConcurrently ----
 
 DJANGO_IMPORT = "from django.contrib.postgres.operations import AddIndexConcurrently"
+# CONCURRENTLY is PostgreSQL's: on another database (the SQLite a test run uses) the same migration builds the
+# index the plain way instead of failing; the operation keeps its name, so readers of the migration see it
+DJANGO_PORTABLE = ('if connection.vendor != "postgresql":\n'
+                   '    AddIndexConcurrently = migrations.AddIndex  # noqa: F811 - plain CREATE INDEX off PostgreSQL\n')
 
 
 class _DjangoConcurrent(cst.CSTTransformer):
@@ -186,7 +190,14 @@ def django_concurrent_indexes(text: str, lines: set[int]) -> str | None:
     if not transformer.changed:
         return None
     if DJANGO_IMPORT not in text:
-        module = add_import(module, DJANGO_IMPORT)
+        from tuber.phases.rules.database._codemod import ensure_import  # rules import this module: import late
+
+        module = cst.parse_module(ensure_import(add_import(module, DJANGO_IMPORT).code, "django.db", ["connection"]))
+        body = list(module.body)
+        at = max(i for i, stmt in enumerate(body) if isinstance(stmt, cst.SimpleStatementLine)
+                 and isinstance(stmt.body[0], cst.Import | cst.ImportFrom)) + 1
+        switch = cst.parse_statement(DJANGO_PORTABLE).with_changes(leading_lines=[cst.EmptyLine()])
+        module = module.with_changes(body=[*body[:at], switch, *body[at:]])
     return module.code
 
 

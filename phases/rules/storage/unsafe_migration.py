@@ -177,8 +177,11 @@ INVALID: list[Example] = [
                 ),
             ]
         ''', '''
-        from django.db import migrations, models
+        from django.db import connection, migrations, models
         from django.contrib.postgres.operations import AddIndexConcurrently
+
+        if connection.vendor != "postgresql":
+            AddIndexConcurrently = migrations.AddIndex  # noqa: F811 - plain CREATE INDEX off PostgreSQL
 
 
         class Migration(migrations.Migration):

@@ -133,7 +133,7 @@ DJANGO_CHECK = """
     """
 
 
-def test_django_migration_applies_and_matches_the_model(tmp_path: Path) -> None:
+def shelf_project(tmp_path: Path) -> None:
     write(tmp_path, {
         "shelf/__init__.py": "",
         "shelf/models.py": """
@@ -166,27 +166,34 @@ def test_django_migration_applies_and_matches_the_model(tmp_path: Path) -> None:
             """,
         "check.py": DJANGO_CHECK,
     })
+
+
+def applied_on_sqlite(tmp_path: Path) -> dict[str, list[str]]:
+    result = subprocess.run([sys.executable, "check.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_django_migration_applies_and_matches_the_model(tmp_path: Path) -> None:
+    shelf_project(tmp_path)
     fix = index_fix(load_repo(tmp_path, database="sqlite"), "shelf_book", ("isbn",), "filters")
     assert fix is not None
     assert set(fix.files) == {"shelf/models.py", "shelf/migrations/0002_shelf_book_isbn_idx.py"}
     write(tmp_path, fix.files)
-    result = subprocess.run([sys.executable, "check.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                            check=False)
-    assert result.returncode == 0, result.stderr
-    state = json.loads(result.stdout)
+    state = applied_on_sqlite(tmp_path)
     assert "shelf_book_isbn_idx" in state["up"] and "shelf_book_isbn_idx" not in state["down"]
 
 
-def test_django_on_postgresql_adds_the_index_concurrently(tmp_path: Path) -> None:
-    write(tmp_path, {
-        "shelf/models.py": "from django.db import models\n\n\nclass Book(models.Model):\n"
-                           "    isbn = models.CharField(max_length=13)\n",
-        "shelf/migrations/0001_initial.py": "from django.db import migrations\n",
-    })
+def test_django_on_postgresql_adds_the_index_concurrently_and_still_migrates_a_sqlite_test_run(tmp_path: Path) -> None:
+    shelf_project(tmp_path)
     fix = index_fix(load_repo(tmp_path, database="postgresql"), "shelf_book", ("isbn",), "filters")
     assert fix is not None
     migration = fix.files["shelf/migrations/0002_shelf_book_isbn_idx.py"]
     assert "atomic = False" in migration and "AddIndexConcurrently(" in migration
+    write(tmp_path, fix.files)
+    state = applied_on_sqlite(tmp_path)  # the project's tests run its PostgreSQL migrations on SQLite
+    assert "shelf_book_isbn_idx" in state["up"] and "shelf_book_isbn_idx" not in state["down"]
 
 
 SCHEMA = """
