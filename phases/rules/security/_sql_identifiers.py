@@ -80,7 +80,10 @@ def whitelist_plan(file: SourceFile, repo: RepoMap, scope: Scope, target: ast.ex
         if found is None:
             return None
         wanted, mapping = found
-        default = _code_default(part.node, scope, dict(mapping)) or mapping[0][1]
+        if wanted.endswith("SORT_COLUMNS") and not re.search(rf"\b{mark}\s+(asc|desc)\b", sql, re.IGNORECASE):
+            mapping = _with_directions(mapping, repo)
+        default = (_code_default(part.node, scope, dict(mapping)) or _caller_default(part.node, repo, dict(mapping))
+                   or mapping[0][1])
         suffix = {"SORT_DIRECTIONS": "direction", "ALLOWED_TABLES": "table"}.get(wanted, "column")
         base = part.node.id if isinstance(part.node, ast.Name) else "sort"
         local = _fresh(f"safe_{base}" if base.endswith(suffix) else f"{base}_{suffix}", names)
@@ -148,6 +151,46 @@ def _allowed(tree: exp.Expr, mark: str, repo: RepoMap) -> tuple[str, tuple[tuple
         label = re.sub(r"\W+", "_", name).upper().strip("_")
         allowed = tuple((c, c) for c in known.columns if not SECRET_COLUMN.search(c))
         return (f"{label}_{where}", allowed) if allowed else None
+    return None
+
+
+_SORT_SPEC = re.compile(r"^\s*(\w+)\s+(asc|desc)\s*$", re.IGNORECASE)
+
+
+def _repo_strings(repo: RepoMap) -> frozenset[str]:
+    return repo.derived("string_constants", lambda: frozenset(
+        n.value for f in repo.python_files() for n in ast.walk(f.tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and len(n.value) < 80))
+
+
+def _with_directions(mapping: tuple[tuple[str, str], ...], repo: RepoMap) -> tuple[tuple[str, str], ...]:
+    """The sort columns plus `column ASC` / `column DESC`, when the code passes a direction inside the value
+    (`order: str = "updated_at DESC"`): the whitelist must keep accepting what callers already send."""
+    columns = dict(mapping)
+    spellings = {m.group(2) for text in _repo_strings(repo) if (m := _SORT_SPEC.match(text)) and m.group(1) in columns}
+    if not spellings:
+        return mapping
+    words = sorted({w for s in spellings for w in ((s.lower(), "asc", "desc") if s.islower() else ("ASC", "DESC"))})
+    extra = tuple((f"{c} {w}", f"{c} {w.upper()}") for c in columns for w in words)
+    return mapping + extra
+
+
+def _caller_default(node: ast.expr, repo: RepoMap, mapping: dict[str, str]) -> str | None:
+    """A default the value's callers give it: a parameter of the same name with an allowed constant default
+    (the endpoint's `order: str = "updated_at DESC"` that a repository method receives as `order`)."""
+    if not isinstance(node, ast.Name):
+        return None
+    for file in repo.python_files():
+        if node.id not in file.text:
+            continue
+        for function in (n for n in ast.walk(file.tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)):
+            args = function.args
+            positional = [*args.posonlyargs, *args.args]
+            pairs = [*zip(positional[len(positional) - len(args.defaults):], args.defaults, strict=True),
+                     *((a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None)]
+            for arg, default in pairs:
+                if arg.arg == node.id and isinstance(default, ast.Constant) and default.value in mapping:
+                    return mapping[default.value]
     return None
 
 

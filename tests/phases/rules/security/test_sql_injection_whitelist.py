@@ -179,3 +179,30 @@ def test_secret_columns_are_never_whitelisted() -> None:
 
     assert all(SECRET_COLUMN.search(c) for c in ("password_hash", "api_key", "reset_token", "salt"))
     assert not any(SECRET_COLUMN.search(c) for c in ("name", "created_at", "title", "updated_at", "email"))
+
+
+CALLER_SORTS = f'''
+import sqlite3
+
+SCHEMA = "{SCHEMA}"
+
+
+def newest(conn, order="created_at DESC"):
+    return digest(conn, order)
+
+
+def digest(conn, order):
+    return conn.execute(f"SELECT name FROM users ORDER BY {{order}}, id").fetchall()
+'''
+
+
+def test_a_sort_value_carrying_its_direction_keeps_every_order_callers_send(conn: sqlite3.Connection) -> None:
+    """The endpoint's default `created_at DESC` reaches the SQL whole: the whitelist accepts it (and the other
+    columns with a direction), and falls back to it rather than to an arbitrary column."""
+    module = load(fixed_text(CALLER_SORTS), "caller_sorts")
+    original = load(textwrap.dedent(CALLER_SORTS), "caller_sorts_original")
+    for order in ("created_at DESC", "name ASC", "name", "id DESC"):
+        assert module.digest(conn, order) == original.digest(conn, order)
+    assert module.newest(conn) == original.newest(conn) == [("alice",), ("carol",), ("bob",), ("alice",)]
+    for payload in PAYLOADS:
+        assert module.digest(conn, payload) == original.newest(conn)  # the default order, never the payload
