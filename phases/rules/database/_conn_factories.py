@@ -2,8 +2,9 @@
 
 A project often wraps the driver call in its own `connect(url)`; whether that is a problem depends on who
 calls the factory (a per-thread cache is fine, an endpoint that connects and closes per request is not),
-so the finding belongs at the uncached call of the factory, not inside it. Flask `before_request` hooks run
-on every request just like endpoints.
+so the finding belongs at the uncached call of the factory, not inside it. A factory behind a cache
+decorator (`@lru_cache`, as the fix writes) creates once per argument, so calling it is not a creation. Flask
+`before_request` hooks run on every request just like endpoints.
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ if TYPE_CHECKING:
     from tuber.phases.rules.base import SourceFile
 
 HOOKS = {"before_request", "before_app_request", "teardown_request", "teardown_appcontext"}
+CACHE_DECORATORS = {"lru_cache", "cache", "cached_property", "cached"}
+
+
+def cached_by_decorator(function: q.Def) -> bool:
+    """`function` keeps what it returns (`@lru_cache`, `@functools.cache`, `@cached_property`, `@cached(...)`)."""
+    return any(dotted_name(d).rsplit(".", 1)[-1] in CACHE_DECORATORS for d in function.decorator_list)
 
 
 def creates_and_returns(function: q.Def, is_creation: Callable[[ast.Call], bool]) -> bool:
@@ -39,14 +46,15 @@ def creates_and_returns(function: q.Def, is_creation: Callable[[ast.Call], bool]
 
 
 def factories(repo: RepoMap, is_creation: Callable[[ast.Call], bool]) -> set[tuple[str, str]]:
-    """(path, function) of every module-level function that creates a connection or engine and returns it."""
+    """(path, function) of every module-level function that creates a connection or engine and returns it, on
+    every call: a cached factory (`@lru_cache def _engine_for(url)`) is where the creation happens once."""
     def build() -> set[tuple[str, str]]:
         found: set[tuple[str, str]] = set()
         for path, file in repo.files.items():
             if not path.endswith(".py"):
                 continue
             for name, function in q.functions(file).items():
-                if creates_and_returns(function, is_creation):
+                if creates_and_returns(function, is_creation) and not cached_by_decorator(function):
                     found.add((path, name))
         return found
 

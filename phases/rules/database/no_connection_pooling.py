@@ -51,6 +51,7 @@ from tuber.phases.rules.base import Fix, Hit, SourceFile, dotted_name, enclosing
 from tuber.phases.rules.database import _codemod as cm
 from tuber.phases.rules.database import _queries as q
 from tuber.phases.rules.database._conn_factories import (
+    cached_by_decorator,
     creates_and_returns,
     factory_called,
     request_hooks,
@@ -67,7 +68,6 @@ TRIGGERS = ("create_engine", "connect(", "NullPool")
 ENGINES = {"create_engine", "create_async_engine"}
 CONNECTS = {"psycopg.connect", "psycopg2.connect", "sqlite3.connect", "pymysql.connect", "MySQLdb.connect",
             "mysql.connector.connect", "asyncpg.connect", "psycopg.AsyncConnection.connect", "aiosqlite.connect"}
-CACHE_DECORATORS = {"lru_cache", "cache", "cached_property", "cached"}
 
 
 def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
@@ -151,14 +151,10 @@ def _per_request(repo: RepoMap, file: SourceFile, function: q.Def) -> object | N
     return None
 
 
-def _cached_by_decorator(function: q.Def) -> bool:
-    return any(dotted_name(d).rsplit(".", 1)[-1] in CACHE_DECORATORS for d in function.decorator_list)
-
-
 def _caches(function: q.Def, call: ast.Call, engine: bool = False) -> bool:
     """Does `function` keep what `call` creates beyond the call (cache dict, `g`, thread-local, global)?
     An engine kept on `g` lives for one request only: that is an engine per request, not a cache."""
-    if _cached_by_decorator(function):
+    if cached_by_decorator(function):
         return True
     if any(isinstance(n, ast.Global) for n in q.walk_function(function)):
         return True
@@ -173,7 +169,7 @@ def _on_request_globals(target: ast.expr) -> bool:
 
 
 def _caches_call_to(caller: q.Def, callee: str) -> bool:
-    if _cached_by_decorator(caller):
+    if cached_by_decorator(caller):
         return True
     for node in q.walk_function(caller):
         if isinstance(node, ast.Assign) and any(isinstance(c, ast.Call) and dotted_name(c.func).endswith(callee)

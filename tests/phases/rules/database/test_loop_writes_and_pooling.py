@@ -110,7 +110,8 @@ def test_pooling_fix_creates_one_engine_per_url() -> None:
     client = namespace["app"].test_client()
     assert client.get("/report").get_json() == {"one": 1} == client.get("/report").get_json()
     assert namespace["_engine_for"].cache_info().misses == 1
-    assert not list(no_connection_pooling.detect(repo.with_files({"reports.py": fixed}).files["reports.py"], repo))
+    fixed_repo = repo.with_files({"reports.py": fixed})
+    assert not list(no_connection_pooling.detect(fixed_repo.files["reports.py"], fixed_repo))
 
 
 def test_connections_cached_per_thread_or_on_g_are_clean() -> None:
