@@ -7,8 +7,11 @@ its schema (names, revision chain and migration numbering come from index_migrat
   Column gets `ForeignKey("<target>.<pk>")`.
 - Django: the next migration turns `<x>_id = IntegerField(...)` into `<x> = ForeignKey(..., db_column="<x>_id",
   on_delete=DO_NOTHING)` (DO_NOTHING: Django keeps deleting exactly as before; the database now refuses
-  orphans). The column keeps its name and data: AlterField pins db_column, RenameField then changes the state
-  only. On PostgreSQL the constraint itself is `NOT VALID` + `VALIDATE` RunSQL (atomic = False).
+  orphans; db_index=False unless the field had an index: the database keeps exactly the indexes it has). The
+  column keeps its name and data: AlterField pins db_column, RenameField then changes the state only. These
+  are the migration's state operations; its database operations are chosen where it runs: on PostgreSQL
+  `NOT VALID` + `VALIDATE` RunSQL (atomic = False), elsewhere the same Django operations (SQLite, where
+  tests migrate, rebuilds the table), so one migration serves production and the test database.
 - SQL migrations (PostgreSQL only: SQLite cannot add a constraint to a table): an up/down pair,
   `ADD CONSTRAINT ... NOT VALID;` then `VALIDATE CONSTRAINT`, down `DROP CONSTRAINT IF EXISTS`.
 """
@@ -77,7 +80,10 @@ def fk_fix(repo: RepoMap, table_name: str, column: str, target_name: str) -> Fix
         files = None
     if not files:
         return None
-    steps = "NOT VALID, then VALIDATE CONSTRAINT in a second step" if plan.postgresql else "batch table rebuild"
+    if model is not None and model.framework == "django":
+        steps = "on PostgreSQL NOT VALID, then VALIDATE CONSTRAINT in a second step; Django's own operations elsewhere"
+    else:
+        steps = "NOT VALID, then VALIDATE CONSTRAINT in a second step" if plan.postgresql else "batch table rebuild"
     return Fix(
         files=files,
         action=f"Add foreign key {name} on {table_name} ({column}) referencing {target_name} ({pk[0]}) "
@@ -195,7 +201,7 @@ def _django(repo: RepoMap, model: Model, table: Table, plan: ForeignKeyPlan) -> 
             for arg in call.args:
                 if arg.keyword is not None and arg.keyword.value != "db_column":
                     fk = add_keyword(fk, arg.keyword.value, code_of(arg.value))
-            if plan.postgresql and not any(a.keyword and a.keyword.value == "db_index" for a in call.args):
+            if not _keeps(call, "db_index"):
                 fk = add_keyword(fk, "db_index", "False")  # the database keeps exactly the indexes it has
             fk = add_keyword(fk, "db_column", f'"{plan.column}"')
             assign = small.with_changes(targets=[small.targets[0].with_changes(target=cst.Name(field))], value=fk)
@@ -229,6 +235,10 @@ def _to(model: Model, target: Model) -> str:
 
 def _django_text(repo: RepoMap, model: Model, target: Model, plan: ForeignKeyPlan, original: cst.Call,
                  field: str, dependency: str) -> str:
+    """One migration for every database: the state moves to the ForeignKey; on PostgreSQL the database gets
+    `ADD CONSTRAINT ... NOT VALID` then `VALIDATE CONSTRAINT` (separate transactions: atomic = False), and on
+    any other database (the SQLite the tests migrate) Django's own operations add it (SQLite rebuilds the
+    table). The choice is made where the migration runs, like AddIndexConcurrently's fallback."""
     pinned = code_of(add_keyword(original, "db_column", f'"{plan.column}"'))
     fk = cst.parse_expression(f'models.ForeignKey(on_delete=models.DO_NOTHING, '
                               f'to="{app_label(target.path)}.{target.name.lower()}")')
@@ -236,37 +246,49 @@ def _django_text(repo: RepoMap, model: Model, target: Model, plan: ForeignKeyPla
     for arg in original.args:
         if arg.keyword is not None and arg.keyword.value != "db_column":
             fk = add_keyword(fk, arg.keyword.value, code_of(arg.value))
-    if plan.postgresql and not any(a.keyword and a.keyword.value == "db_index" for a in original.args):
+    if not _keeps(original, "db_index"):
         fk = add_keyword(fk, "db_index", "False")
     fk = add_keyword(fk, "db_column", f'"{plan.column}"')
     name, attribute = model.name.lower(), f"{field}_id"
-    pad = " " * 16 if plan.postgresql else " " * 8
-    state = (f'{pad}# The column keeps its name: pin it, so that the rename below changes the state only.\n'
-             f'{pad}migrations.AlterField(model_name="{name}", name="{attribute}", field={pinned}),\n'
-             f'{pad}migrations.RenameField(model_name="{name}", old_name="{attribute}", new_name="{field}"),\n'
-             f'{pad}migrations.AlterField(model_name="{name}", name="{field}", field={code_of(fk)}),\n')
-    head = ("from django.db import migrations, models\n\n\n"
-            "class Migration(migrations.Migration):\n\n")
-    if plan.postgresql:
-        table, ref, key = f'"{plan.table}"', f'"{plan.target}"', f'"{plan.name}"'
-        add = (f'ALTER TABLE {table} ADD CONSTRAINT {key} FOREIGN KEY ("{plan.column}") REFERENCES {ref} '
-               f'("{plan.target_column}") DEFERRABLE INITIALLY DEFERRED NOT VALID')
-        operations = (
-            "        migrations.SeparateDatabaseAndState(\n            state_operations=[\n"
-            f"{state}"
-            "            ],\n            database_operations=[\n"
-            f"                migrations.RunSQL(\n                    '{add}',\n"
-            f"                    reverse_sql='ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {key}',\n"
-            "                ),\n"
-            "                # A second statement outside a transaction: existing rows are checked under a lock\n"
-            "                # that lets reads and writes go on.\n"
-            f"                migrations.RunSQL('ALTER TABLE {table} VALIDATE CONSTRAINT {key}', "
-            "reverse_sql=migrations.RunSQL.noop),\n"
-            "            ],\n        ),\n")
-        head += "    atomic = False\n\n"
-    else:
-        operations = state
-    return (f"{head}    dependencies = [\n        {dependency},\n    ]\n\n    operations = [\n{operations}    ]\n")
+    table, ref, key = f'"{plan.table}"', f'"{plan.target}"', f'"{plan.name}"'
+    add = (f'ALTER TABLE {table} ADD CONSTRAINT {key} FOREIGN KEY ("{plan.column}") REFERENCES {ref} '
+           f'("{plan.target_column}") DEFERRABLE INITIALLY DEFERRED NOT VALID')
+    return (
+        "from django.db import connection, migrations, models\n\n"
+        "# The column keeps its name and its data: AlterField pins db_column, so that RenameField changes the\n"
+        "# state only, and the last AlterField makes the field a ForeignKey on the same column.\n"
+        "STATE_OPERATIONS = [\n"
+        f'    migrations.AlterField(model_name="{name}", name="{attribute}", field={pinned}),\n'
+        f'    migrations.RenameField(model_name="{name}", old_name="{attribute}", new_name="{field}"),\n'
+        f'    migrations.AlterField(model_name="{name}", name="{field}", field={code_of(fk)}),\n'
+        "]\n\n"
+        'if connection.vendor == "postgresql":\n'
+        "    # NOT VALID takes a brief lock and checks no existing row; VALIDATE then checks them in a transaction\n"
+        "    # of its own (atomic = False), under a lock that lets reads and writes go on.\n"
+        "    DATABASE_OPERATIONS = [\n"
+        "        migrations.RunSQL(\n"
+        f"            '{add}',\n"
+        f"            reverse_sql='ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {key}',\n"
+        "        ),\n"
+        f"        migrations.RunSQL('ALTER TABLE {table} VALIDATE CONSTRAINT {key}', "
+        "reverse_sql=migrations.RunSQL.noop),\n"
+        "    ]\n"
+        "else:\n"
+        "    # Elsewhere (SQLite, where the tests migrate) Django's own operations add the constraint.\n"
+        "    DATABASE_OPERATIONS = STATE_OPERATIONS\n\n\n"
+        "class Migration(migrations.Migration):\n\n"
+        "    atomic = False\n\n"
+        f"    dependencies = [\n        {dependency},\n    ]\n\n"
+        "    operations = [\n"
+        "        migrations.SeparateDatabaseAndState(\n"
+        "            state_operations=STATE_OPERATIONS,\n"
+        "            database_operations=DATABASE_OPERATIONS,\n"
+        "        ),\n"
+        "    ]\n")
+
+
+def _keeps(call: cst.Call, keyword: str) -> bool:
+    return any(a.keyword is not None and a.keyword.value == keyword for a in call.args)
 
 
 # ---- SQL ----

@@ -24,7 +24,8 @@ branch = models.ForeignKey(Branch, on_delete=models.PROTECT)
 ## Fix safety
 Fixable where a migration can be written in the repository's framework (phases/fixes/fk_migration.py):
 Alembic (batch mode; NOT VALID then VALIDATE on PostgreSQL), Django (the `<x>_id` IntegerField becomes
-`ForeignKey(..., db_column="<x>_id", on_delete=DO_NOTHING)` on the same column), PostgreSQL SQL up/down files.
+`ForeignKey(..., db_column="<x>_id", on_delete=DO_NOTHING)` on the same column; the migration runs NOT VALID
+then VALIDATE on PostgreSQL and Django's own operations elsewhere), PostgreSQL SQL up/down files.
 Not safe: orphaned ids make the migration fail, so it needs a data audit first; risk 7 (the matrix puts foreign
 key additions at 7-10), so the plan asks for approval. Scores:
 `scored("missing_fk_constraint")`.
@@ -85,6 +86,49 @@ class Migration(migrations.Migration):
 """
 
 
+_DJANGO_FK_MIGRATION = """\
+from django.db import connection, migrations, models
+
+# The column keeps its name and its data: AlterField pins db_column, so that RenameField changes the
+# state only, and the last AlterField makes the field a ForeignKey on the same column.
+STATE_OPERATIONS = [
+    migrations.AlterField(model_name="book", name="branch_id", field=models.IntegerField(db_index=True, db_column="branch_id")),
+    migrations.RenameField(model_name="book", old_name="branch_id", new_name="branch"),
+    migrations.AlterField(model_name="book", name="branch", field=models.ForeignKey(on_delete=models.DO_NOTHING, to="library.branch", db_index=True, db_column="branch_id")),
+]
+
+if connection.vendor == "postgresql":
+    # NOT VALID takes a brief lock and checks no existing row; VALIDATE then checks them in a transaction
+    # of its own (atomic = False), under a lock that lets reads and writes go on.
+    DATABASE_OPERATIONS = [
+        migrations.RunSQL(
+            'ALTER TABLE "library_book" ADD CONSTRAINT "library_book_branch_id_fkey" FOREIGN KEY ("branch_id") REFERENCES "library_branch" ("id") DEFERRABLE INITIALLY DEFERRED NOT VALID',
+            reverse_sql='ALTER TABLE "library_book" DROP CONSTRAINT IF EXISTS "library_book_branch_id_fkey"',
+        ),
+        migrations.RunSQL('ALTER TABLE "library_book" VALIDATE CONSTRAINT "library_book_branch_id_fkey"', reverse_sql=migrations.RunSQL.noop),
+    ]
+else:
+    # Elsewhere (SQLite, where the tests migrate) Django's own operations add the constraint.
+    DATABASE_OPERATIONS = STATE_OPERATIONS
+
+
+class Migration(migrations.Migration):
+
+    atomic = False
+
+    dependencies = [
+        ("library", "0001_initial"),
+    ]
+
+    operations = [
+        migrations.SeparateDatabaseAndState(
+            state_operations=STATE_OPERATIONS,
+            database_operations=DATABASE_OPERATIONS,
+        ),
+    ]
+"""
+
+
 VALID: list[Example] = [
     example("""
         from django.db import models
@@ -133,24 +177,10 @@ INVALID: list[Example] = [
             fixed={"library/models.py": _DJANGO_MODELS.replace(
                 "    branch_id = models.IntegerField(db_index=True)\n",
                 '    branch = models.ForeignKey(Branch, on_delete=models.DO_NOTHING, db_index=True, db_column="branch_id")\n'),
-                   "library/migrations/0002_book_branch_fk.py": (
-                       'from django.db import migrations, models\n'
-                       '\n'
-                       '\n'
-                       'class Migration(migrations.Migration):\n'
-                       '\n'
-                       '    dependencies = [\n'
-                       '        ("library", "0001_initial"),\n'
-                       '    ]\n'
-                       '\n'
-                       '    operations = [\n'
-                       '        # The column keeps its name: pin it, so that the rename below changes the state only.\n'
-                       '        migrations.AlterField(model_name="book", name="branch_id", field=models.IntegerField(db_index=True, db_column="branch_id")),\n'
-                       '        migrations.RenameField(model_name="book", old_name="branch_id", new_name="branch"),\n'
-                       '        migrations.AlterField(model_name="book", name="branch", field=models.ForeignKey(on_delete=models.DO_NOTHING, to="library.branch", db_index=True, db_column="branch_id")),\n'
-                       '    ]\n')},
+                   "library/migrations/0002_book_branch_fk.py": _DJANGO_FK_MIGRATION},
             note="Django with migrations: the same column becomes a ForeignKey; AlterField pins it, RenameField "
-                 "moves the state, AlterField adds the constraint", database="sqlite"),
+                 "moves the state, AlterField adds the constraint: state operations, also run on the database "
+                 "except on PostgreSQL, which gets NOT VALID then VALIDATE", database="sqlite"),
 ]
 
 

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, inspect
-from tests.phases.fixes.test_index_migration import ALEMBIC_ENV, write
+from tuber.agent.adapters.db import PostgresServer
 from tuber.phases.datamap.repo import load_repo
+from tuber.phases.diagnose import scan
 from tuber.phases.fixes.fk_migration import fk_fix
+from tuber.phases.fixing import fix_problem, propose
+
+from tests.phases.fixes.test_index_migration import ALEMBIC_ENV, write
+
+LIBRARY_CASE = Path("/work/shared/bench/cases/django-library/repo")
 
 MODELS = """
     from sqlalchemy import Column, Integer, String
@@ -126,13 +135,17 @@ DJANGO_INITIAL = """
         ]
     """
 
+# Migrates on SQLite, or on the database CHECK_DATABASE (JSON) names: up, the model's view of the data, down.
 DJANGO_CHECK = """
     import json
+    import os
     import django
     from django.conf import settings
 
+    database = json.loads(os.environ.get("CHECK_DATABASE", "null")) or {
+        "ENGINE": "django.db.backends.sqlite3", "NAME": "db.sqlite3"}
     settings.configure(INSTALLED_APPS=["library"], DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
-                       DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "db.sqlite3"}})
+                       DATABASES={"default": database})
     django.setup()
     from django.core.management import call_command
     from django.db import connection
@@ -151,31 +164,61 @@ DJANGO_CHECK = """
         cursor.execute("INSERT INTO library_book (title, branch_id) VALUES ('Dune', 1)")
     call_command("migrate", "library", verbosity=0)
     up = foreign_keys()
+    validated = None
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT conname, convalidated, condeferrable FROM pg_constraint WHERE contype = 'f'")
+            validated = cursor.fetchall()
     call_command("makemigrations", "library", "--check", "--dry-run", verbosity=0)
     from library.models import Book
     book = Book.objects.get()
     kept = [book.branch_id, book.branch.name, Book.objects.filter(branch_id=1).count()]
     call_command("migrate", "library", "0001", verbosity=0)
-    print(json.dumps({"up": up, "kept": kept, "down": foreign_keys()}))
+    print(json.dumps({"up": up, "kept": kept, "down": foreign_keys(), "validated": validated}))
     """
 
 
-def test_django_migration_applies_rolls_back_and_matches_the_model(tmp_path: Path) -> None:
+def django_fixed(tmp_path: Path, database: str) -> Path:
+    """A Django project whose Book.branch_id got the foreign key fix written for a `database` repository."""
     write(tmp_path, {"library/__init__.py": "", "library/models.py": DJANGO_MODELS,
                      "library/migrations/__init__.py": "", "library/migrations/0001_initial.py": DJANGO_INITIAL,
                      "check.py": DJANGO_CHECK})
-    fix = fk_fix(load_repo(tmp_path, database="sqlite"), "library_book", "branch_id", "library_branch")
+    fix = fk_fix(load_repo(tmp_path, database=database), "library_book", "branch_id", "library_branch")
     assert fix is not None
     assert set(fix.files) == {"library/models.py", "library/migrations/0002_book_branch_fk.py"}
     assert ('branch = models.ForeignKey(Branch, on_delete=models.DO_NOTHING, db_index=True, db_column="branch_id")'
             in fix.files["library/models.py"])
     write(tmp_path, fix.files)
-    result = subprocess.run([sys.executable, "check.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                            check=False)
-    assert result.returncode == 0, result.stderr
-    state = json.loads(result.stdout)
+    return tmp_path
+
+
+def run_check(root: Path, database: dict[str, str] | None = None) -> dict[str, Any]:
+    env = {**os.environ, "CHECK_DATABASE": json.dumps(database)}
+    result = subprocess.run([sys.executable, "check.py"], cwd=root, capture_output=True, text=True, timeout=120,
+                            check=False, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    state: dict[str, Any] = json.loads(result.stdout)
+    return state
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_django_migration_applies_rolls_back_and_matches_the_model(tmp_path: Path, database: str) -> None:
+    """Written for a SQLite or a PostgreSQL project, the migration runs where the tests migrate: SQLite."""
+    state = run_check(django_fixed(tmp_path, database))
     assert state["up"] == [["branch_id", "id", "title"], ["library_branch"]]  # same column, now a foreign key
     assert state["kept"] == [1, "Main", 1]  # the data and the `branch_id` spelling survive
+    assert state["down"] == [["branch_id", "id", "title"], []]
+
+
+def test_django_migration_on_postgresql_adds_a_validated_deferrable_constraint(
+        tmp_path: Path, postgres: PostgresServer) -> None:
+    postgres.create_database("fk_django")
+    database = {"ENGINE": "django.db.backends.postgresql", "NAME": "fk_django", "HOST": str(postgres.socket_dir),
+                "USER": postgres.user}
+    state = run_check(django_fixed(tmp_path, "postgresql"), database)
+    assert state["up"] == [["branch_id", "id", "title"], ["library_branch"]]
+    assert state["validated"] == [["library_book_branch_id_fkey", True, True]]  # the NOT VALID + VALIDATE pair
+    assert state["kept"] == [1, "Main", 1]
     assert state["down"] == [["branch_id", "id", "title"], []]
 
 
@@ -209,3 +252,32 @@ def test_sqlite_schema_file_gets_no_fix(tmp_path: Path) -> None:
                                        "CREATE TABLE moves (id INTEGER PRIMARY KEY, item_id INTEGER);\n",
                      "app/db.py": "import sqlite3\n"})
     assert fk_fix(load_repo(tmp_path, database="sqlite"), "moves", "item_id", "items") is None
+
+
+def fix_through_safety_net(root: Path, database: str | None = None) -> str:
+    """Apply the missing_fk_constraint fix as IMPLEMENT does; the safety net's verdict ('' when it passes)."""
+    before = load_repo(root, database=database or "")
+    finding = next(f for f in scan(before)[0] if f.category == "missing_fk_constraint")
+    fix, reason = propose(finding, before)
+    assert fix is not None, reason
+    write(root, fix.files)
+    return fix_problem((finding.fingerprint,), (finding.path,), fix, before, before.with_files(fix.files))
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_the_safety_net_accepts_the_django_migration(tmp_path: Path, database: str) -> None:
+    """The generated migration passes Tuber's own unsafe-migration rules (no rename of the column)."""
+    write(tmp_path, {"library/__init__.py": "", "library/models.py": DJANGO_MODELS,
+                     "library/migrations/__init__.py": "", "library/migrations/0001_initial.py": DJANGO_INITIAL})
+    assert fix_through_safety_net(tmp_path, database) == ""
+
+
+@pytest.mark.skipif(not LIBRARY_CASE.is_dir(), reason="the django-library benchmark case is not on this machine")
+def test_library_case_fix_passes_the_safety_net_and_its_tests(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    shutil.copytree(LIBRARY_CASE, root)
+    assert fix_through_safety_net(root) == ""
+    assert "SeparateDatabaseAndState(" in (root / "lending/migrations/0003_book_branch_fk.py").read_text()
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=root,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
