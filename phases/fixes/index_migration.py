@@ -132,33 +132,9 @@ def _slug(plan: IndexPlan) -> str:
 
 
 def _alembic_revision(repo: RepoMap, plan: IndexPlan) -> dict[str, str] | None:
-    chain = revisions(repo.python_files())
-    tips = heads(chain)
-    if not tips:
-        return None
-    head = tips[-1]
-    folder = head.file.path.rsplit("/", 1)[0] if "/" in head.file.path else ""
-    down = repr(head.revision) if len(tips) == 1 else repr(tuple(t.revision for t in tips))
-    rev = hashlib.sha1(f"{down}:{plan.name}".encode()).hexdigest()[:12]
-    now = datetime.now(UTC)
-    existing = [r.file.path.rsplit("/", 1)[-1] for r in chain]
-    if existing and all(re.match(r"^\d{8}_", n) for n in existing):
-        filename = f"{now:%Y%m%d}_{rev}_{_slug(plan)}.py"
-    elif existing and all(re.match(r"^\d{4}_", n) for n in existing):
-        numbers = [int(n[:4]) for n in existing]
-        filename = f"{max(numbers) + 1:04d}_{_slug(plan)}.py"
-    else:
-        filename = f"{rev}_{_slug(plan)}.py"
-    typed = "revision: str =" in head.file.text
-    use_f = any("op.f(" in r.file.text for r in chain)
+    use_f = any("op.f(" in r.file.text for r in revisions(repo.python_files()))
     name = f'op.f("{plan.name}")' if use_f else f'"{plan.name}"'
     cols = ", ".join(f'"{c}"' for c in plan.columns)
-    header = (f'revision: str = "{rev}"\ndown_revision: str | None = {_quote(down)}\n'
-              "branch_labels: str | Sequence[str] | None = None\ndepends_on: str | Sequence[str] | None = None\n"
-              if typed else
-              f'revision = "{rev}"\ndown_revision = {_quote(down)}\nbranch_labels = None\ndepends_on = None\n')
-    imports = "from collections.abc import Sequence\n\nfrom alembic import op\n" if typed else "from alembic import op\n"
-    returns = " -> None" if typed else ""
     create = f'op.create_index(\n{{pad}}    {name}, "{plan.table}", [{cols}], unique=False'
     drop = f'op.drop_index(\n{{pad}}    {name}, table_name="{plan.table}"'
     if plan.concurrently:
@@ -171,7 +147,38 @@ def _alembic_revision(repo: RepoMap, plan: IndexPlan) -> dict[str, str] | None:
         pad = " " * 4
         up = f"{pad}{create.format(pad=pad)},\n{pad})\n"
         back = f"{pad}{drop.format(pad=pad)},\n{pad})\n"
-    text = (f'"""index {plan.table} ({", ".join(plan.columns)})\n\nRevision ID: {rev}\nRevises: '
+    return alembic_revision(repo, plan.name, _slug(plan), f"index {plan.table} ({', '.join(plan.columns)})", up, back)
+
+
+def alembic_revision(repo: RepoMap, key: str, slug: str, title: str, up: str, back: str,
+                     imports: str = "") -> dict[str, str] | None:
+    """A revision file chained to the current head(s), named like the existing ones, whose upgrade()/downgrade()
+    bodies are `up`/`back` (indented); `imports`: import lines it needs besides `from alembic import op`."""
+    chain = revisions(repo.python_files())
+    tips = heads(chain)
+    if not tips:
+        return None
+    head = tips[-1]
+    folder = head.file.path.rsplit("/", 1)[0] if "/" in head.file.path else ""
+    down = repr(head.revision) if len(tips) == 1 else repr(tuple(t.revision for t in tips))
+    rev = hashlib.sha1(f"{down}:{key}".encode()).hexdigest()[:12]
+    now = datetime.now(UTC)
+    existing = [r.file.path.rsplit("/", 1)[-1] for r in chain]
+    if existing and all(re.match(r"^\d{8}_", n) for n in existing):
+        filename = f"{now:%Y%m%d}_{rev}_{slug}.py"
+    elif existing and all(re.match(r"^\d{4}_", n) for n in existing):
+        numbers = [int(n[:4]) for n in existing]
+        filename = f"{max(numbers) + 1:04d}_{slug}.py"
+    else:
+        filename = f"{rev}_{slug}.py"
+    typed = "revision: str =" in head.file.text
+    header = (f'revision: str = "{rev}"\ndown_revision: str | None = {_quote(down)}\n'
+              "branch_labels: str | Sequence[str] | None = None\ndepends_on: str | Sequence[str] | None = None\n"
+              if typed else
+              f'revision = "{rev}"\ndown_revision = {_quote(down)}\nbranch_labels = None\ndepends_on = None\n')
+    imports = ("from collections.abc import Sequence\n\n" if typed else "") + imports + "from alembic import op\n"
+    returns = " -> None" if typed else ""
+    text = (f'"""{title}\n\nRevision ID: {rev}\nRevises: '
             f'{down.strip("()").replace(chr(39), "")}\nCreate Date: {now:%Y-%m-%d %H:%M:%S.%f}\n\n"""\n'
             f"{imports}\n\n{header}\n\ndef upgrade(){returns}:\n{up}\n\ndef downgrade(){returns}:\n{back}")
     return {f"{folder}/{filename}" if folder else filename: text}
@@ -184,16 +191,21 @@ def _quote(value: str) -> str:
 # ---- Django ----
 
 
-def _django_migration(repo: RepoMap, model_path: str, model_name: str, plan: IndexPlan) -> dict[str, str] | None:
+def django_next_migration(repo: RepoMap, model_path: str) -> tuple[str, str, str] | None:
+    """(the app's migrations folder, its label, its latest migration) for the model file `model_path`."""
     folder = model_path.rsplit("/", 1)[0]
     if folder.endswith("/models"):
         folder = folder.rsplit("/", 1)[0]
     migrations = sorted(p.rsplit("/", 1)[-1][:-3] for p in repo.files
                         if p.startswith(f"{folder}/migrations/") and re.match(r"^\d{4}_\w+\.py$", p.rsplit("/", 1)[-1]))
-    if not migrations:
+    return (f"{folder}/migrations", app_label(model_path), migrations[-1]) if migrations else None
+
+
+def _django_migration(repo: RepoMap, model_path: str, model_name: str, plan: IndexPlan) -> dict[str, str] | None:
+    found = django_next_migration(repo, model_path)
+    if found is None:
         return None
-    latest = migrations[-1]
-    app = app_label(model_path)
+    folder, app, latest = found
     fields = ", ".join(f'"{c}"' for c in plan.columns)
     table = repo.schema.tables[plan.table]
     fields = ", ".join(f'"{table.columns[c].attribute or c}"' for c in plan.columns) or fields
@@ -210,7 +222,7 @@ def _django_migration(repo: RepoMap, model_path: str, model_name: str, plan: Ind
             f"        {operation}(\n            model_name=\"{model_name.lower()}\",\n            index={index},\n"
             "        ),\n    ]\n")
     number = int(latest[:4]) + 1
-    return {f"{folder}/migrations/{number:04d}_{plan.name}.py": text}
+    return {f"{folder}/{number:04d}_{plan.name}.py": text}
 
 
 # ---- SQL ----
