@@ -2,7 +2,35 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from tuber.phases.rules.base import Example, example
+from tuber.phases.rules.security._password_helpers import PBKDF2_HELPERS
+from tuber.phases.rules.security._password_methods import MATCHES
+
+# the fixed model modules of the widening examples start alike: imports, then the module-level helpers
+_WIDENED_HEAD = "import hashlib\nimport hmac\nimport secrets\n\n{imports}\n" + (
+    PBKDF2_HELPERS + MATCHES).replace("{", "{{").replace("}", "}}") + "\n"
+
+
+def _dedent(text: str) -> str:
+    return textwrap.dedent(text).lstrip("\n")
+
+_DJANGO_SHORT = '''
+    import hashlib
+
+    from django.db import models
+
+
+    class Operator(models.Model):
+        pin_hash = models.CharField(max_length=64)
+
+        def set_pin(self, pin):
+            self.pin_hash = hashlib.md5(pin.encode()).hexdigest()
+
+        def check_pin(self, pin):
+            return self.pin_hash == hashlib.md5(pin.encode()).hexdigest()
+    '''
 
 METHOD_EXAMPLES: list[Example] = [
     example('''
@@ -160,5 +188,102 @@ METHOD_EXAMPLES: list[Example] = [
 
             def check_password(self, password):
                 return self.password_hash == hashlib.sha256(password.encode()).hexdigest()
-        ''', note="column too short for the 118-character PBKDF2 hash: reported, refused with the reason"),
+        ''', extra={"migrations/0001_init.sql": "CREATE TABLE members (id SERIAL PRIMARY KEY, password_hash VARCHAR(64));"},
+        database="postgresql", note="column too short for the 118-character PBKDF2 hash, its schema in plain SQL "
+                                    "migrations on PostgreSQL (squawk reports any ALTER COLUMN TYPE): refused"),
+    example('''
+        import hashlib
+
+        from flask_sqlalchemy import SQLAlchemy
+
+        db = SQLAlchemy()
+
+
+        class User(db.Model):
+            __tablename__ = "users"
+
+            id = db.Column(db.Integer, primary_key=True)
+            password_hash = db.Column(db.String(64), nullable=False)
+
+            def set_password(self, password):
+                self.password_hash = hashlib.sha256(password.encode()).hexdigest()
+
+            def check_password(self, password):
+                return self.password_hash == hashlib.sha256(password.encode()).hexdigest()
+        ''', _WIDENED_HEAD.format(imports="from flask_sqlalchemy import SQLAlchemy\n\ndb = SQLAlchemy()\n") + '''
+class User(db.Model):
+    __tablename__ = "users"
+
+    id = db.Column(db.Integer, primary_key=True)
+    password_hash = db.Column(db.String(255), nullable=False)
+
+    def set_password(self, password):
+        self.password_hash = _pbkdf2_password_hash(password)
+
+    def check_password(self, password):
+        if not password_hash_matches(password, self.password_hash, hashlib.sha256(password.encode()).hexdigest()):
+            return False
+        if password_needs_rehash(self.password_hash):
+            self.password_hash = _pbkdf2_password_hash(password)
+        return True
+''', path="app/models.py", extra={"migrations/versions/0001_initial.py": '''
+        import sqlalchemy as sa
+        from alembic import op
+
+        revision = "0001"
+        down_revision = None
+
+
+        def upgrade():
+            op.create_table("users", sa.Column("id", sa.Integer(), primary_key=True),
+                            sa.Column("password_hash", sa.String(64), nullable=False))
+        '''}, database="postgresql", note="String(64) too short for the hash: widened on the model and by an "
+                                          "Alembic revision (batch alter_column, with a downgrade)"),
+    Example(files={"kiosk/models.py": _dedent(_DJANGO_SHORT), "kiosk/migrations/0001_initial.py": _dedent('''
+        from django.db import migrations, models
+
+
+        class Migration(migrations.Migration):
+            initial = True
+            dependencies = []
+            operations = [
+                migrations.CreateModel(name="Operator", fields=[
+                    ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False)),
+                    ("pin_hash", models.CharField(max_length=64)),
+                ]),
+            ]
+        ''')}, fixed={"kiosk/models.py": _WIDENED_HEAD.format(imports="from django.db import models\n") + '''
+class Operator(models.Model):
+    pin_hash = models.CharField(max_length=255)
+
+    def set_pin(self, pin):
+        self.pin_hash = _pbkdf2_password_hash(pin)
+
+    def check_pin(self, pin):
+        if not password_hash_matches(pin, self.pin_hash, hashlib.md5(pin.encode()).hexdigest()):
+            return False
+        if password_needs_rehash(self.pin_hash):
+            self.pin_hash = _pbkdf2_password_hash(pin)
+            if self.pk:
+                self.save(update_fields=["pin_hash"])
+        return True
+''', "kiosk/migrations/0002_alter_operator_pin_hash.py": _dedent('''
+        from django.db import migrations, models
+
+
+        class Migration(migrations.Migration):
+
+            dependencies = [
+                ("kiosk", "0001_initial"),
+            ]
+
+            operations = [
+                migrations.AlterField(
+                    model_name="operator",
+                    name="pin_hash",
+                    field=models.CharField(max_length=255),
+                ),
+            ]
+        ''')}, database="postgresql", note="CharField(max_length=64): widened on the model and by the app's next "
+                                           "migration, AlterField with the whole field"),
 ]

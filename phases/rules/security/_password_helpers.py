@@ -7,6 +7,7 @@ import ast
 import re
 
 from tuber.phases.datamap.repo import RepoMap
+from tuber.phases.fixes.column_widen import widen
 from tuber.phases.rules.base import SourceFile, dotted_name
 
 PBKDF2_HELPERS = '''
@@ -23,21 +24,23 @@ def password_needs_rehash(stored: str) -> bool:
 '''
 # len("pbkdf2_sha256$600000$") + 32 hex of salt + "$" + 64 hex of digest
 PBKDF2_LENGTH = 118
+WIDE_LENGTH = 255  # what a too-short hash column is widened to
 SESSION_CALLS = {"scalar", "scalars", "get", "execute", "query", "add", "commit", "flush", "first_or_404",
                  "get_or_404", "one_or_404", "paginate", "merge"}
 _LENGTH = re.compile(r"\b(?:max_)?length\s*=\s*(\d+)|^[\w.]*?(?:String|CHAR|VARCHAR|Char|Unicode)\w*\(\s*(\d+)",
                      re.IGNORECASE)
 
 
-def short_column(repo: RepoMap, attributes: set[str], model: str = "") -> str:
-    """Why the new hash would not fit where `attributes` are stored ('' when it fits or the length is unknown).
+def short_columns(repo: RepoMap, attributes: set[str], model: str = "") -> list[tuple[str, str, str]]:
+    """(table, column, declared type) of each column storing `attributes` that the new hash would not fit.
 
     The columns of `model` when it is a mapped class, else every column with one of those names: a hash that
-    the database truncates or rejects would lock the user out, so the smallest declared length decides."""
+    the database truncates or rejects would lock the user out, so every declared length counts."""
     tables = list(repo.schema.tables.values())
     mapped = repo.schema.models.get(model) if model else None
     if mapped is not None and mapped.table in repo.schema.tables:
         tables = [repo.schema.tables[mapped.table]]
+    found = []
     for table in tables:
         for column in table.columns.values():
             if column.name not in attributes and column.attribute not in attributes:
@@ -45,9 +48,34 @@ def short_column(repo: RepoMap, attributes: set[str], model: str = "") -> str:
             match = _LENGTH.search(column.type.strip())
             length = int(match.group(1) or match.group(2)) if match else 0
             if 0 < length < PBKDF2_LENGTH:
-                return (f"{table.name}.{column.name} is declared {column.type} but the salted PBKDF2 hash takes "
-                        f"{PBKDF2_LENGTH} characters; widen the column with a migration first")
+                found.append((table.name, column.name, column.type))
+    return found
+
+
+def short_column(repo: RepoMap, attributes: set[str], model: str = "") -> str:
+    """Why the new hash would not fit where `attributes` are stored ('' when it fits, its length is unknown, or
+    the fix widens the column: see fit_columns)."""
+    for table, column, declared in short_columns(repo, attributes, model):
+        reason = widen(repo, {}, table, column, WIDE_LENGTH)
+        if isinstance(reason, str):
+            return (f"{table}.{column} is declared {declared} but the salted PBKDF2 hash takes {PBKDF2_LENGTH} "
+                    f"characters, and {reason}")
     return ""
+
+
+def fit_columns(repo: RepoMap, changed: dict[str, str], attributes: set[str], model: str = "",
+                ) -> tuple[dict[str, str], list[str]] | str:
+    """`changed` plus the model edits and migrations that widen every too-short column storing `attributes` to
+    VARCHAR(255), and those columns' names; or why one cannot be widened."""
+    widened = []
+    for table, column, declared in short_columns(repo, attributes, model):
+        result = widen(repo, changed, table, column, WIDE_LENGTH)
+        if isinstance(result, str):
+            return (f"{table}.{column} is declared {declared} but the salted PBKDF2 hash takes {PBKDF2_LENGTH} "
+                    f"characters, and {result}")
+        changed = result
+        widened.append(f"{table}.{column}")
+    return changed, widened
 
 
 def apply_edits(text: str, edits: list[tuple[tuple[int, int], tuple[int, int], str]]) -> str:
@@ -79,8 +107,9 @@ def session_of(repo: RepoMap, file: SourceFile | ast.Module, function: ast.AST) 
                 and isinstance(c.func, ast.Attribute) and c.func.attr in SESSION_CALLS
                 and dotted_name(c.func.value)[:1].islower() and not dotted_name(c.func.value).endswith("query")
                 and dotted_name(c.func.value).split(".")[0] not in web]  # flask's `session` is a cookie
-    if sessions:
-        return max(set(sessions), key=sessions.count)
+    named = [s for s in sessions if s.rsplit(".", 1)[-1].endswith("session")]  # `data.get(...)` is a dict's
+    if named or sessions:
+        return max(set(named or sessions), key=(named or sessions).count)
     binds_db = any(isinstance(n, ast.ImportFrom | ast.Import) and any((a.asname or a.name) == "db" for a in n.names)
                    or isinstance(n, ast.Assign) and any(dotted_name(t) == "db" for t in n.targets) for n in tree.body)
     if binds_db and any(re.search(r"\bdb\.session\.|\bdb = SQLAlchemy\(", f.text) for f in repo.python_files()):

@@ -12,8 +12,9 @@
   `password_hash_matches(pw, stored, self._legacy_<name>(...))`.
 
 A checker that upgrades in place saves the attribute itself on Django models; for SQLAlchemy models the login
-guards that call it commit when the object changed. The fix refuses (returns the reason) when the stored
-column is too short for the new hash or when the stored hash is compared anywhere it cannot rewrite.
+guards that call it commit when the object changed. A stored column too short for the new hash is widened in
+the repository's schema tooling (fit_columns). The fix refuses (returns the reason) when it cannot be, or when
+the stored hash is compared anywhere it cannot rewrite.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from tuber.phases.rules.security._password_helpers import (
     apply_edits,
     checker_block,
     commit_after_checks,
+    fit_columns,
     imports_module,
     session_of,
-    short_column,
     span,
 )
 
@@ -52,15 +53,16 @@ class Refusal(Exception):
     """Why the class cannot be rewritten safely; the hit's message carries it."""
 
 
-def rewrite_class(repo: RepoMap, file: SourceFile, name: str) -> dict[str, str] | str:
-    """Every changed file's new text, or the reason the class is left to a person."""
+def rewrite_class(repo: RepoMap, file: SourceFile, name: str) -> tuple[dict[str, str], list[str]] | str:
+    """Every changed file's new text and the columns widened for the new hash, or the reason the class is left
+    to a person."""
     try:
         return _rewrite(repo, file, name)
     except Refusal as refusal:
         return str(refusal)
 
 
-def _rewrite(repo: RepoMap, file: SourceFile, name: str) -> dict[str, str]:
+def _rewrite(repo: RepoMap, file: SourceFile, name: str) -> tuple[dict[str, str], list[str]]:
     from tuber.phases.rules.security import weak_password_hash as rule
 
     cls = next((n for n in file.tree.body if isinstance(n, ast.ClassDef) and n.name == name), None)
@@ -114,9 +116,6 @@ def _rewrite(repo: RepoMap, file: SourceFile, name: str) -> dict[str, str]:
     stored |= _stores_of(repo, set(helpers))
     if not checkers and not helpers or helpers and not stored:
         raise Refusal(f"{name} stores the digest but checks it elsewhere; the checker must change with it")
-    reason = short_column(repo, stored, name)
-    if reason:
-        raise Refusal(reason)
     text = apply_edits(file.text, edits)
     text = _add_helpers(text, cls)
     _no_other_comparisons(repo, file.path, text, stored, set(helpers))
@@ -128,7 +127,10 @@ def _rewrite(repo: RepoMap, file: SourceFile, name: str) -> dict[str, str]:
                 committed = commit_after_checks(repo, current, checkers)
                 if committed != other.text:
                     changed[other.path] = committed
-    return changed
+    fitted = fit_columns(repo, changed, stored, name)
+    if isinstance(fitted, str):
+        raise Refusal(fitted)
+    return fitted
 
 
 def _stores_of(repo: RepoMap, helpers: set[str]) -> set[str]:

@@ -28,15 +28,19 @@ The hashing function keeps its name and signature and now returns a salted PBKDF
 (600,000 iterations, self-describing). The old function is kept as `_legacy_<name>` so stored hashes still
 verify: every comparison against the old digest becomes `password_matches(password, stored)`, which accepts
 both formats, and where a login compares an ORM attribute or a fetched row, a verify-then-rehash step
-upgrades the stored hash on the next successful login. No migration; existing rows stay valid. Risk: data
+upgrades the stored hash on the next successful login. No data migration; existing rows stay valid. Risk: data
 transformation on login (Data_Risk 4).
 Hashing inside a class (a model's `set_password`/`check_password`, a plain/static/class hash helper method,
 a salt attribute taking part) is fixed the same way: setters store the PBKDF2 hash, checkers accept it or
 the digest the old code computed (`password_hash_matches`) and upgrade a legacy hash in place; Django models
 save it, and login guards calling an SQLAlchemy model's checker commit it when the object changed.
-Refused, with the reason in the message: a stored column declared shorter than the 118-character hash
-(widen it with a migration first), a digest compared or looked up anywhere the fix does not rewrite, or
-a shape it does not know (bytes digests, `update()`, nested classes).
+A stored column declared shorter than the 118-character hash (`String(64)`, `CharField(max_length=64)`) is
+widened to 255 in the same change, in the repository's own schema tooling (phases/fixes/column_widen.py): the
+model declaration, plus an Alembic `batch_alter_table` revision or a Django `AlterField` migration (growing a
+varchar is metadata-only on PostgreSQL); a migration raises Migration_Complexity to 3.
+Refused, with the reason in the message: a short column the fix cannot widen (plain SQL migrations on
+PostgreSQL, a length that is not a literal), a digest compared or looked up anywhere the fix does not rewrite,
+or a shape it does not know (bytes digests, `update()`, nested classes).
 Scores: `scored("weak_password_hash")`: the baseline (42, CRITICAL by security level 9); the fix changes stored
 data reversibly (verify-then-rehash), so its risk is planned from the fix, not here.
 """
@@ -208,29 +212,37 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
 def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
     """New-format hashing in the function, legacy verification kept, verify-then-rehash at login sites."""
     from tuber.phases.rules.security._password_fix import rewrite
-    from tuber.phases.rules.security._password_methods import rewrite_class
+    from tuber.phases.rules.security._password_helpers import fit_columns
+    from tuber.phases.rules.security._password_methods import _stores_of, rewrite_class
 
     owner = str(hit.data.get("owner") or "")
     function = next((n for n in file.tree.body if isinstance(n, ast.FunctionDef) and n.name == hit.data.get("function")),
                     None)
-    files: dict[str, str] | str | None = None
+    fitted: tuple[dict[str, str], list[str]] | str | None = None
     if owner:
-        files = rewrite_class(repo, file, owner)
+        fitted = rewrite_class(repo, file, owner)
         where, legacy = f"the {owner} class", "the old digest"
     elif function is not None and not _refusal(file, repo, function, ""):
-        files = rewrite(repo, file, function.name)
+        rewritten = rewrite(repo, file, function.name)
+        fitted = fit_columns(repo, rewritten, _stores_of(repo, {function.name})) if rewritten else None
         where, legacy = function.name, f"_legacy_{function.name}"
     else:
         return None
-    if not files or isinstance(files, str):
+    if not fitted or isinstance(fitted, str):
         return None
+    files, widened = fitted
+    migrations = [p for p in files if p not in repo.files]  # the password rewrite itself adds no file
+    widen = f"; widen {', '.join(widened)} to 255 characters first" + (" (a migration; growing a varchar is "
+                                                                        "metadata-only on PostgreSQL)" if migrations else "")
     return Fix(
         files=files,
         action=f"Hash passwords in {where} with salted PBKDF2-SHA256 (600,000 iterations); keep verifying "
-               "legacy hashes and upgrade them on the next successful login",
+               "legacy hashes and upgrade them on the next successful login" + (widen if widened else ""),
         rollback=f"Revert the commit; hashes already upgraded to pbkdf2_sha256$ need {legacy} "
-                 "replaced by a verify-only PBKDF2 check, or a password reset for those accounts",
-        risk=RiskParts(migration_complexity=1, breaking_changes=2, data_risk=4),
+                 "replaced by a verify-only PBKDF2 check, or a password reset for those accounts"
+                 + ("; the widening migration's downgrade fails while upgraded hashes are stored, so leave the "
+                    "column wide" if migrations else ""),
+        risk=RiskParts(migration_complexity=3 if migrations else 2 if widened else 1, breaking_changes=2, data_risk=4),
         impact="New and upgraded password hashes cost an attacker about 600,000 SHA-256 rounds per guess per "
                "account instead of one (estimate from the iteration count; not measured)",
         test_requirement="Register then log in; a user stored with the legacy digest still logs in, and after "
