@@ -4,7 +4,26 @@ from __future__ import annotations
 
 from tuber.phases.rules.base import Example, example
 
-VALID: list[Example] = [
+VALID: list[
+    example("""
+        from datetime import datetime, timezone
+        from pathlib import Path
+
+
+        def utcnow():
+            return datetime.now(timezone.utc).isoformat()
+
+
+        def apply(conn, path: Path, version: int):
+            conn.executescript("BEGIN;\\n" + path.read_text() + f"\\nINSERT INTO log (at) VALUES ('{utcnow()}');\\nCOMMIT;")
+
+
+        def listing(conn, cuisine_id=None):
+            where, params = "", []
+            if cuisine_id is not None:
+                where, params = "WHERE cuisine_id = ?", [cuisine_id]
+            return conn.execute(f"SELECT id FROM recipes {where}", params).fetchall()
+        """, note="a migration file's own SQL, a no-argument helper's timestamp, a constant WHERE picked by unpacking"),Example] = [
     example("""
         from .sqlrepo import fetch_rows
 

@@ -80,6 +80,14 @@ def function_assignments(func: ast.AST) -> Iterator[tuple[ast.stmt, ast.expr | N
         stack.extend(ast.iter_child_nodes(node))
         if isinstance(node, ast.Assign):
             for target in node.targets:
+                if (isinstance(target, ast.Tuple | ast.List) and isinstance(node.value, ast.Tuple | ast.List)
+                        and len(target.elts) == len(node.value.elts)
+                        and not any(isinstance(e, ast.Starred) for e in (*target.elts, *node.value.elts))):
+                    # `where, params = "WHERE x = ?", [x]`: each name gets its own value
+                    for element, value in zip(target.elts, node.value.elts, strict=True):
+                        for name in _target_names(element):
+                            yield node, (value if isinstance(element, ast.Name) else None), name
+                    continue
                 for name in _target_names(target):
                     yield node, (node.value if isinstance(target, ast.Name) else None), name
         elif isinstance(node, ast.AnnAssign | ast.AugAssign) and isinstance(node.target, ast.Name):

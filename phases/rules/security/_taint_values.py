@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from tuber.phases.rules.security._taint import Scope
 
 
+FILE_READS = {"read_text", "read_bytes"}
+
+
 class Values:
     """Evaluates expressions inside one function (or the module body) up to a given line."""
 
@@ -176,6 +179,9 @@ class Values:
                 return True
             if func.id == "str" and node.args:
                 return self.safe(node.args[0])
+            helper = self.module.functions.get(func.id)
+            if helper is not None and not node.args and not node.keywords and _closed(helper):
+                return True  # `utcnow()`: takes nothing from the caller and reads no request
             if func.id in self.module.functions and self.depth < MAX_DEPTH:
                 parts = self._helper_parts(node, self.module.functions[func.id])
                 return all(p.kind in ("lit", "safe") for p in parts)
@@ -189,6 +195,8 @@ class Values:
                 return self.safe(func.value) and all(self.safe(a) for a in node.args)
             if func.attr in ("quote_name", "Identifier", "Literal", "quote_ident"):
                 return True  # the driver/ORM quotes identifiers itself
+            if func.attr in FILE_READS and not _requestish(func.value):
+                return True  # a migration runner's SQL file: the project's own code, not a caller's text
         return False
 
     def _whitelist(self, node: ast.expr) -> bool:
@@ -266,3 +274,12 @@ def _exits_or_resets(body: list[ast.stmt], names: set[str], scope: Values) -> bo
     reset = {t.id for s in body if isinstance(s, ast.Assign) and scope.safe(s.value)
              for t in s.targets if isinstance(t, ast.Name)}
     return names <= reset
+
+
+def _closed(helper: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """A module function with no parameters that reads nothing off a request (or the process input)."""
+    arguments = helper.args
+    if arguments.args or arguments.posonlyargs or arguments.kwonlyargs or arguments.vararg or arguments.kwarg:
+        return False
+    return not any(isinstance(n, ast.expr) and _requestish(n) or isinstance(n, ast.Name) and n.id in ("input", "argv")
+                   for n in ast.walk(helper))
