@@ -107,6 +107,9 @@ def trace(expr: ast.expr, scope: Scope) -> Origin | None:
         value, where = found
         return trace(value, Scope(where.repo, where.file, where.function, where.bindings, scope.depth + 1))
     if isinstance(expr, ast.Subscript):
+        keyed = _keyed_value(expr, scope)
+        if keyed is not None:  # `get_plan(...)["entries"]`: the rows stored under that key
+            return trace(keyed[0], keyed[1])
         origin = trace(expr.value, scope)
         if origin and isinstance(expr.slice, ast.Slice):
             return replace(origin, bounded=origin.bounded or expr.slice.upper is not None)
@@ -119,6 +122,42 @@ def trace(expr: ast.expr, scope: Scope) -> Origin | None:
         # one item per row, built from each row: as many items as rows, but no longer the model's objects
         origin = trace(expr.generators[0].iter, scope)
         return replace(origin, model="", eager=frozenset(), columns=True) if origin else None
+    return None
+
+
+def _keyed_value(expr: ast.Subscript, scope: Scope) -> tuple[ast.expr, Scope] | None:
+    """The value a dict built in the code holds under a constant key: `{"entries": rows}` or
+    `plan["entries"] = rows`, for a local dict or the dict a called helper returns."""
+    if not (isinstance(expr.slice, ast.Constant) and isinstance(expr.slice.value, str)) or scope.depth >= MAX_DEPTH:
+        return None
+    key, base = expr.slice.value, expr.value
+    holders: list[tuple[ast.expr, Scope]] = []
+    if isinstance(base, ast.Name):
+        found = assignment_before(scope, base.id, getattr(expr, "lineno", 10**9))
+        if found is not None:
+            holders.append(found)
+        holders.append((base, scope))
+    elif isinstance(base, ast.Call):
+        resolved = resolve_function(scope, base.func)
+        if resolved is not None:
+            file, function = resolved
+            inner = scope.inner(file, function, bind_arguments(base, function, scope))
+            holders += [(value, inner) for value in returns(function)]
+    for holder, where in holders:
+        if isinstance(holder, ast.Dict):
+            for k, v in zip(holder.keys, holder.values, strict=True):
+                if isinstance(k, ast.Constant) and k.value == key:
+                    return v, where
+        if isinstance(holder, ast.Name) and where.function is not None:
+            before = getattr(expr, "lineno", 10**9) if where is scope else 10**9
+            stores = [node for node in walk_function(where.function) if isinstance(node, ast.Assign)
+                      and node.lineno < before and len(node.targets) == 1
+                      and isinstance(target := node.targets[0], ast.Subscript) and isinstance(target.value, ast.Name)
+                      and target.value.id == holder.id and isinstance(target.slice, ast.Constant)
+                      and target.slice.value == key]
+            if stores:
+                last = max(stores, key=lambda node: node.lineno)
+                return last.value, Scope(where.repo, where.file, where.function, where.bindings, where.depth + 1)
     return None
 
 
