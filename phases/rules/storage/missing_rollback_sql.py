@@ -67,6 +67,10 @@ VALID: list[Example] = [
 ]
 
 INVALID: list[Example] = [
+    Example(files={"migrations/003_plans.sql": "CREATE TABLE plans (id integer PRIMARY KEY);\n",
+                   "migrations/001_init.sql": _PAIRED, "migrations/001_init.down.sql": _PAIRED_DOWN},
+            fixed={"migrations/003_plans.down.sql": "-- Rollback of 003_plans.sql\nDROP TABLE plans;\n"},
+            note="numbered files whose down file is <name>.down.sql"),
     example("CREATE INDEX ix_orders_placed_at ON orders (placed_at);\n", path="migrations/0002_placed_at.up.sql",
             extra={"migrations/0001_init.up.sql": _PAIRED, "migrations/0001_init.down.sql": _PAIRED_DOWN}),
     example("ALTER TABLE orders ADD COLUMN note text;\n", path="migrations/V2__note.sql",
@@ -104,6 +108,8 @@ def down_path(path: str) -> str:
         return str(p.with_name(match.group(1) + "_down.sql"))
     if p.parent.name.lower() == "up":  # migrations/up/0003_x.sql -> migrations/down/0003_x.sql
         return str(p.parent.parent / "down" / p.name)
+    if re.match(r"^\d+[_-][\w.-]+\.sql$", p.name) and not re.search(r"\.down\.sql$", p.name, re.IGNORECASE):
+        return str(p.with_name(p.name[:-4] + ".down.sql"))  # 003_meal_plans.sql -> 003_meal_plans.down.sql
     return ""
 
 
