@@ -127,15 +127,20 @@ def _table_of(model: str, known: dict[str, Model]) -> tuple[str, str]:
 
 
 def _owns_history(repo: RepoMap, table: str) -> bool:
-    """A table at the top of a chain of dependents (its children have children: sites -> meters -> readings):
-    deleting a row takes a whole history with it, whatever the table is called."""
+    """A table at the top of a chain of dependents (its children have children: sites -> meters -> readings),
+    the parent of three or more tables, or of a soft-deleted one: deleting a row takes a whole history with
+    it, whatever the table is called."""
     tables = getattr(getattr(repo, "schema", None), "tables", {}) or {}
 
     def children(name: str) -> set[str]:
         return {t.name for t in tables.values() if t.name != name
                 and any((c.foreign_key or "").split(".")[0] == name for c in t.columns.values())}
 
-    return any(children(child) for child in children(table))
+    direct = children(table)
+    # three or more tables hang off it, or one of them is soft-deleted: the team keeps that history, and a
+    # delete of the parent takes it away anyway
+    soft = any(SOFT_DELETE.search(" ".join(tables[c].columns)) for c in direct if c in tables)
+    return len(direct) >= 3 or soft or any(children(child) for child in direct)
 
 
 def _soft_deletes(repo: RepoMap, table: str, model: str) -> bool:
