@@ -189,4 +189,17 @@ INVALID = [
             member = Member.objects.get(pk=pk)
             member.delete()
         ''', extra={"models.py": MODELS}),
+    example("""
+        from flask import Flask
+
+        app = Flask(__name__)
+
+        @app.delete("/recipes/<int:recipe_id>")
+        def delete_recipe(recipe_id):
+            get_db().execute("DELETE FROM recipes WHERE id = ?", (recipe_id,))
+            return "", 204
+        """, extra={"schema.sql": "CREATE TABLE recipes (id INTEGER PRIMARY KEY, title TEXT);\n"
+                                  "CREATE TABLE reviews (id INTEGER PRIMARY KEY, body TEXT, deleted_at TEXT,\n"
+                                  "    recipe_id INTEGER REFERENCES recipes (id) ON DELETE CASCADE);\n"},
+        note="the parent of a table the team soft-deletes: the delete cascades its history away"),
 ]
