@@ -80,6 +80,10 @@ def leading_percent(node: ast.expr | None, file: SourceFile) -> bool:
         return str(node.left.value).startswith("%")
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
         return leading_percent(node.func.value, file)
+    if isinstance(node, ast.Name):  # `pattern = f"%{term}%"` then `(pattern, pattern)`
+        return any(isinstance(a, ast.Assign) and len(a.targets) == 1 and isinstance(a.targets[0], ast.Name)
+                   and a.targets[0].id == node.id and not isinstance(a.value, ast.Name)
+                   and leading_percent(a.value, file) for a in ast.walk(file.tree))
     return False
 
 

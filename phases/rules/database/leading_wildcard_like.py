@@ -85,7 +85,13 @@ VALID: list[Example] = [
         """}),
 ]
 
-INVALID: list[Example] = [
+INVALID: list[
+    example("""
+        def search(conn, term):
+            pattern = f"%{term}%"
+            return conn.execute("SELECT id FROM recipes WHERE title LIKE ? OR summary LIKE ?", (pattern, pattern))
+        """, extra={"schema.sql": "CREATE TABLE recipes (id INTEGER PRIMARY KEY, title TEXT, summary TEXT);\n"},
+        note="a named pattern bound to two LIKEs joined by OR: one finding for the query"),Example] = [
     example("""
         from sqlalchemy import select
 
@@ -116,21 +122,25 @@ INVALID: list[Example] = [
 
 
 def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
-    """One hit per LIKE whose pattern starts with % and carries input."""
+    """One hit per query and table searched with a LIKE whose pattern starts with % and carries input."""
     for query in queries(file, repo):
+        searched: dict[str, list[str]] = {}
         for use in query.uses:
-            if use.role != "like" or not use.leading_wildcard or not use.from_input:
-                continue
+            if use.role == "like" and use.leading_wildcard and use.from_input:
+                searched.setdefault(use.table, []).append(use.column)
+        for table, columns in searched.items():
+            use = next(u for u in query.uses if u.table == table and u.column == columns[0] and u.role == "like")
             hot, route = _indexes.is_hot(repo, file.path, query.function)
+            names = ", ".join(f"{table}.{c}" for c in dict.fromkeys(columns))
             yield Hit(
                 line=use.line,
-                message=f"{use.table}.{use.column} is searched with a leading-wildcard LIKE built from input: no "
-                        f"index can serve it, so every search scans {use.table} (consider a trigram or full-text "
-                        "index, or a prefix match)",
+                message=f"{names} {'is' if len(set(columns)) == 1 else 'are'} searched with a leading-wildcard LIKE "
+                        f"built from input: no index can serve it, so every search scans {table} (consider a "
+                        "trigram or full-text index, or a prefix match)",
                 scores=scored(CATEGORY, hot=hot),
                 symbol=query.symbol,
-                key=f"{use.table}.{use.column}",
+                key=f"{table}.{','.join(dict.fromkeys(columns))}",
                 fixable=False,
-                scope=f"table {use.table}",
+                scope=f"table {table}",
                 context=route,
             )
