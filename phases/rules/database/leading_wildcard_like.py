@@ -85,13 +85,13 @@ VALID: list[Example] = [
         """}),
 ]
 
-INVALID: list[
+INVALID: list[Example] = [
     example("""
         def search(conn, term):
             pattern = f"%{term}%"
             return conn.execute("SELECT id FROM recipes WHERE title LIKE ? OR summary LIKE ?", (pattern, pattern))
         """, extra={"schema.sql": "CREATE TABLE recipes (id INTEGER PRIMARY KEY, title TEXT, summary TEXT);\n"},
-        note="a named pattern bound to two LIKEs joined by OR: one finding for the query"),Example] = [
+        note="a named pattern bound to two LIKEs joined by OR: one finding for the query"),
     example("""
         from sqlalchemy import select
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tuber.phases.rules.base import Example, example
 
-VALID: list[
+VALID: list[Example] = [
     example("""
         from datetime import datetime, timezone
         from pathlib import Path
@@ -23,7 +23,7 @@ VALID: list[
             if cuisine_id is not None:
                 where, params = "WHERE cuisine_id = ?", [cuisine_id]
             return conn.execute(f"SELECT id FROM recipes {where}", params).fetchall()
-        """, note="a migration file's own SQL, a no-argument helper's timestamp, a constant WHERE picked by unpacking"),Example] = [
+        """, note="a migration file's own SQL, a no-argument helper's timestamp, a constant WHERE picked by unpacking"),
     example("""
         from .sqlrepo import fetch_rows
 
