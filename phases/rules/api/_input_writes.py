@@ -2,7 +2,10 @@
 
 A view reads the body (`request.get_json()`, `request.json`, `request.form`, `request.POST`,
 `json.loads(request.body)`) and writes a value from it: `page.title = data["title"]`,
-`Model(field=...)`, `Model.objects.create(...)`, `.update(field=...)`. The value counts as checked when,
+`Model(field=...)`, `Model.objects.create(...)`, `.update(field=...)`, `setattr(ticket, field, data[field])`.
+The body may also come through the project's own reader (`data = json_body(request)`): a function that parses
+the body and checks at most its type (`isinstance(data, dict)`) is a source, not a validator. The value counts
+as checked when,
 before the write, it went through the project's own function (`title, body = _validated(data)`), a test
 (`if not 1 <= len(title) <= 200: abort(400)`, `if status not in STATUSES`), a slice (`[:80]`), a clamp
 (`min(...)`/`max(...)`), or a form (`form.is_valid()`). Conversions (`int()`, `str()`, `.strip()`) check the
@@ -16,6 +19,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from tuber.phases.datamap.calls import functions, resolve_call
 from tuber.phases.datamap.endpoints import endpoint_function
 from tuber.phases.datamap.repo import RepoMap
 from tuber.phases.rules.base import SourceFile, dotted_name
@@ -46,9 +50,10 @@ def unchecked_writes(file: SourceFile, repo: RepoMap) -> Iterator[Write]:
                 not {"POST", "PUT", "PATCH"} & set(endpoint.methods):
             continue
         node = endpoint_function(file, endpoint)
-        if node is None or not BODY.search(file.segment(node)):
+        readers = _body_readers(node, file, repo) if node is not None else set()
+        if node is None or not BODY.search(file.segment(node)) and not readers:
             continue
-        view = _View(node)
+        view = _View(node, readers)
         for line, fields in _writes(node, models):
             unchecked = tuple(name for name, value in fields if view.unchecked(value, line))
             if unchecked:
@@ -79,14 +84,62 @@ def _writes(node: ast.FunctionDef | ast.AsyncFunctionDef, models: set[str]) -> l
                 fields = [(k.arg or "**", k.value) for k in sub.keywords]
                 if fields:
                     found.append((sub.lineno, fields))
+            elif name == "setattr" and len(sub.args) == 3 and \
+                    dotted_name(sub.args[0]).split(".")[0] not in NOT_STORAGE | {""}:
+                # setattr(ticket, field, data[field]): the field name is a constant or a loop variable
+                attribute = sub.args[1]
+                label = attribute.value if isinstance(attribute, ast.Constant) else ast.unparse(attribute)
+                found.append((sub.lineno, [(str(label), sub.args[2])]))
     return sorted(found, key=lambda item: item[0])
+
+
+def _body_readers(node: ast.FunctionDef | ast.AsyncFunctionDef, file: SourceFile, repo: RepoMap) -> set[str]:
+    """Names of the project functions the view calls that hand back the request body unchecked."""
+    readers: set[str] = set()
+    for call in ast.walk(node):
+        if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name | ast.Attribute):
+            continue
+        place = resolve_call(repo, file, call.func)
+        target = repo.file(place[0]) if place else None
+        if place and target is not None and _reads_body(functions(target)[place[1]], target):
+            readers.add(dotted_name(call.func))
+    return readers
+
+
+def _reads_body(function: ast.FunctionDef | ast.AsyncFunctionDef, file: SourceFile) -> bool:
+    """The function parses the request body and returns it with no test beyond its type or presence:
+    `data = json.loads(request.body)`, `if not isinstance(data, dict): raise BadRequest`, `return data`."""
+    if not BODY.search(file.segment(function)):
+        return False
+    for test in (t for s in ast.walk(function) for t in _tests(s)):
+        if not _type_or_presence_test(test):
+            return False  # `if len(data["title"]) > 200`: the helper validates
+    view = _View(function, set())
+    return any(isinstance(r, ast.Return) and r.value is not None and
+               (BODY.search(ast.unparse(r.value)) or any(view._is_body(n.id) for n in ast.walk(r.value)
+                                                          if isinstance(n, ast.Name)))
+               for r in ast.walk(function))
+
+
+def _type_or_presence_test(test: ast.expr) -> bool:
+    """`isinstance(data, dict)`, `not data`, `data is None`, combined with not/and/or."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        return _type_or_presence_test(test.operand)
+    if isinstance(test, ast.BoolOp):
+        return all(_type_or_presence_test(v) for v in test.values)
+    if isinstance(test, ast.Name):
+        return True
+    if isinstance(test, ast.Call):
+        return dotted_name(test.func) == "isinstance"
+    return isinstance(test, ast.Compare) and all(isinstance(op, ast.Is | ast.IsNot) for op in test.ops)
 
 
 class _View:
     """What one view function does with the request body before a given line."""
 
-    def __init__(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+    def __init__(self, node: ast.FunctionDef | ast.AsyncFunctionDef, readers: set[str]) -> None:
         self.node = node
+        self.readers = readers
         self.assigned: dict[str, list[tuple[int, ast.expr]]] = {}
         for sub in ast.walk(node):
             if isinstance(sub, ast.Assign):
@@ -99,7 +152,7 @@ class _View:
         """The value carries request-body data that nothing checked before `line`."""
         if depth > 4 or self._checked(value, line):
             return False
-        if BODY.search(ast.unparse(value)):
+        if self._body(value):
             return True
         for name in {n.id for n in ast.walk(value) if isinstance(n, ast.Name)}:
             if self._mentioned_in_test(name, line):
@@ -113,9 +166,14 @@ class _View:
 
     def _is_body(self, name: str) -> bool:
         """`data` in `data = request.get_json() or {}`, `body` in `body = str(request.json["body"]).strip()`."""
-        return any(BODY.search(ast.unparse(source)) and not isinstance(source, ast.Call) or
-                   BODY.search(ast.unparse(source)) and _only_conversions(source)
+        return any(self._body(source) and not isinstance(source, ast.Call) or
+                   self._body(source) and _only_conversions(source, self.readers)
                    for _, source in self.assigned.get(name, []))
+
+    def _body(self, value: ast.expr) -> bool:
+        """The expression reads the request body, directly or through one of the project's body readers."""
+        return bool(BODY.search(ast.unparse(value))) or any(
+            isinstance(c, ast.Call) and dotted_name(c.func) in self.readers for c in ast.walk(value))
 
     def _checked(self, value: ast.expr, line: int) -> bool:
         for sub in ast.walk(value):
@@ -126,20 +184,27 @@ class _View:
                 takes_values = any(isinstance(n, ast.Name) for a in [*sub.args, *(k.value for k in sub.keywords)]
                                    for n in ast.walk(a))
                 if short in CLAMPS or takes_values and short not in CONVERSIONS and \
-                        not BODY.search(dotted_name(sub.func)):
+                        not BODY.search(dotted_name(sub.func)) and dotted_name(sub.func) not in self.readers:
                     return True  # the project's own parser/validator/lookup given the value, or a clamp
         keys = {c.value for c in ast.walk(value) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
         return any(test_line < line and keys & {c.value for c in ast.walk(test) if isinstance(c, ast.Constant)}
                    for test_line, test in self.tests)
 
     def _mentioned_in_test(self, name: str, line: int) -> bool:
-        return any(test_line < line and any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(test))
-                   for test_line, test in self.tests)
+        return any(test_line < line and name in _tested_names(test) for test_line, test in self.tests)
 
 
-def _only_conversions(call: ast.expr) -> bool:
+def _tested_names(test: ast.expr) -> set[str]:
+    """Names a test checks: not the container of a membership test (`if "title" in data` says the key is
+    present, nothing about its value)."""
+    containers = {id(c) for n in ast.walk(test) if isinstance(n, ast.Compare)
+                  and all(isinstance(op, ast.In | ast.NotIn) for op in n.ops) for c in n.comparators}
+    return {n.id for n in ast.walk(test) if isinstance(n, ast.Name) and id(n) not in containers}
+
+
+def _only_conversions(call: ast.expr, readers: set[str]) -> bool:
     return all(dotted_name(c.func).rsplit(".", 1)[-1] in CONVERSIONS or BODY.search(dotted_name(c.func))
-               for c in ast.walk(call) if isinstance(c, ast.Call))
+               or dotted_name(c.func) in readers for c in ast.walk(call) if isinstance(c, ast.Call))
 
 
 def _tests(statement: ast.AST) -> list[ast.expr]:

@@ -4,7 +4,11 @@
 Looks at the Pydantic models FastAPI endpoints take as request bodies (and the models nested in them) and
 reports a numeric or text field declared bare (`quantity: int`, `name: str`) when another model of the
 repository declares a field of the same name and type with bounds (`Field(gt=0, le=100_000)`,
-`Field(max_length=200)`), or when it is a quantity (`quantity`, `qty`) with no lower bound at all.
+`Field(max_length=200)`), when it is a quantity (`quantity`, `qty`) with no lower bound at all, or when the
+project bounds its numbers and this one is a magnitude whose name says it has a range (`duration_minutes`,
+`weight_kg`, `price`, `age`). A number named for no range (`value`, `above`, `threshold`: a sensor reading or
+a limit may be any real number) is not reported on convention alone, and a field the model's own validator
+reads (`@field_validator("above")`, `@model_validator` using `self.above`) counts as checked.
 Identifiers (`id`, `*_id`) are checked by their lookup and are not reported.
 
 ## Why is this bad
@@ -39,8 +43,9 @@ from dataclasses import dataclass
 
 from tuber.agent.models import RiskParts
 from tuber.phases.datamap.repo import RepoMap
+from tuber.phases.rules.api._input_examples import INVALID, VALID
 from tuber.phases.rules.api._input_writes import unchecked_writes
-from tuber.phases.rules.base import Example, Fix, Hit, SourceFile, dotted_name, example
+from tuber.phases.rules.base import Fix, Hit, SourceFile, dotted_name
 from tuber.phases.rules.scoring import scored
 
 ID = "missing-input-validation"
@@ -53,108 +58,15 @@ COPYABLE = {"gt", "ge", "lt", "le", "min_length", "max_length"}
 NUMERIC = {"int", "float", "Decimal", "PositiveInt", "NonNegativeInt"}
 TEXT = {"str"}
 QUANTITY = re.compile(r"^(quantity|qty|quantities|count|units)$")
+# name parts of a magnitude: a unit, or a word for an amount that has a range (never negative, rarely huge)
+MAGNITUDE = re.compile(
+    r"(^|_)(ms|msec|millis|secs?|seconds|mins?|minutes|hours?|hrs|days?|weeks?|months?|years?|kg|grams?|lbs?|km|"
+    r"cm|mm|meters?|metres?|miles|cents|pence|bytes|kb|mb|gb|pct|percent(age)?|duration|weight|distance|price|"
+    r"amount|cost|fee|quantity|qty|count|size|length|width|height|depth|age|capacity|seats|guests|nights|"
+    r"stock|limit|priority|rating|stars|discount|tax|tip|volume|attempts|retries|copies|pages|ttl|timeout|"
+    r"interval|total)(_|$)")
 
-VALID: list[Example] = [
-    example("""
-        from fastapi import APIRouter
-        from pydantic import BaseModel, Field
-
-        class RestockLine(BaseModel):
-            sku: str = Field(max_length=32)
-            quantity: int = Field(gt=0, le=100_000)
-
-        router = APIRouter()
-
-        @router.post("/restock")
-        def restock(payload: RestockLine):
-            return payload
-        """, note="bounded"),
-    example("""
-        from pydantic import BaseModel, Field
-
-        class Line(BaseModel):
-            quantity: int = Field(gt=0, le=100)
-
-        class LineOut(BaseModel):
-            quantity: int
-        """, note="response model, not request input"),
-]
-
-INVALID: list[Example] = [
-    example("""
-        from fastapi import APIRouter
-        from pydantic import BaseModel, Field
-
-        class RestockLine(BaseModel):
-            quantity: int = Field(gt=0, le=100_000)
-
-        class OrderLineIn(BaseModel):
-            product_id: int
-            quantity: int
-
-        class OrderCreate(BaseModel):
-            items: list[OrderLineIn] = Field(min_length=1)
-
-        router = APIRouter()
-
-        @router.post("/orders")
-        def place_order(payload: OrderCreate):
-            return payload
-
-        @router.post("/restock")
-        def restock(payload: RestockLine):
-            return payload
-        """, """
-        from fastapi import APIRouter
-        from pydantic import BaseModel, Field
-
-        class RestockLine(BaseModel):
-            quantity: int = Field(gt=0, le=100_000)
-
-        class OrderLineIn(BaseModel):
-            product_id: int
-            quantity: int = Field(gt=0, le=100_000)
-
-        class OrderCreate(BaseModel):
-            items: list[OrderLineIn] = Field(min_length=1)
-
-        router = APIRouter()
-
-        @router.post("/orders")
-        def place_order(payload: OrderCreate):
-            return payload
-
-        @router.post("/restock")
-        def restock(payload: RestockLine):
-            return payload
-        """, note="nested request model; bounds copied from the sibling"),
-    example("""
-        from fastapi import APIRouter
-        from pydantic import BaseModel
-
-        class CartLine(BaseModel):
-            qty: int = 1
-
-        router = APIRouter()
-
-        @router.post("/cart")
-        def add(line: CartLine):
-            return line
-        """, """
-        from fastapi import APIRouter
-        from pydantic import BaseModel
-        from pydantic import Field
-
-        class CartLine(BaseModel):
-            qty: int = Field(default=1, gt=0)
-
-        router = APIRouter()
-
-        @router.post("/cart")
-        def add(line: CartLine):
-            return line
-        """, note="quantity with no sibling: conservative gt=0"),
-]
+__all__ = ["CATEGORY", "ID", "INVALID", "LAYER", "TRIGGERS", "VALID", "detect", "fix"]
 
 
 @dataclass(frozen=True)
@@ -181,8 +93,9 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
             continue
         bounds = _sibling_bounds(field, fields)
         quantity = field.type in NUMERIC and bool(QUANTITY.match(field.name))
-        # a bare number in a project that bounds its numbers elsewhere: the convention was missed here
-        convention = field.type in NUMERIC and numeric_bounded and field.type not in ("PositiveInt", "NonNegativeInt")
+        # a bare magnitude in a project that bounds its numbers elsewhere: the convention was missed here
+        convention = field.type in NUMERIC and numeric_bounded and field.type not in ("PositiveInt", "NonNegativeInt") \
+            and bool(MAGNITUDE.search(field.name.lower()))
         if not bounds and not quantity and not convention:
             continue
         source = f" (as {bounds[0]}.{field.name})" if bounds else ""
@@ -246,11 +159,15 @@ def _build_catalogue(repo: RepoMap) -> tuple[list[_Field], set[str]]:
             if not isinstance(cls, ast.ClassDef) or not cls.bases:
                 continue
             nested[cls.name] = set()
+            validated = _validated_names(cls)
             for item in cls.body:
                 if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
                     kind = _base_type(item.annotation)
                     nested[cls.name] |= {n.id for n in ast.walk(item.annotation) if isinstance(n, ast.Name)}
-                    fields.append(_Field(cls.name, item.target.id, kind, _bounds(file, item), item.lineno, file.path))
+                    bounds = _bounds(file, item)
+                    if item.target.id in validated:
+                        bounds += (("validator", item.target.id),)
+                    fields.append(_Field(cls.name, item.target.id, kind, bounds, item.lineno, file.path))
     roots: set[str] = set()
     for endpoint in repo.endpoints:
         if endpoint.framework != "fastapi" or not ({"POST", "PUT", "PATCH"} & set(endpoint.methods)):
@@ -295,6 +212,28 @@ def _bounds(file: SourceFile, item: ast.AnnAssign) -> tuple[tuple[str, str], ...
     if _base_type(item.annotation) in ("PositiveInt", "NonNegativeInt", "EmailStr"):
         found.append(("type", _base_type(item.annotation)))
     return tuple(found)
+
+
+def _validated_names(cls: ast.ClassDef) -> set[str]:
+    """Fields the class's own validators read: `@field_validator("a", "b")` / `@validator("a")` name them;
+    a `@model_validator` / `@root_validator` reads `self.a`, `values["a"]` or `values.get("a")`."""
+    names: set[str] = set()
+    for method in cls.body:
+        if not isinstance(method, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for decorator in method.decorator_list:
+            call = decorator if isinstance(decorator, ast.Call) else None
+            kind = dotted_name(call.func if call else decorator).rsplit(".", 1)[-1]
+            if kind in ("field_validator", "validator") and call is not None:
+                names |= {a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)}
+            elif kind in ("model_validator", "root_validator"):
+                for node in ast.walk(method):
+                    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in (
+                            "self", "cls", "model"):
+                        names.add(node.attr)
+                    elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                        names.add(node.value)  # values["above"], data.get("above")
+    return names
 
 
 def _sibling_bounds(field: _Field, fields: list[_Field]) -> tuple[str, tuple[tuple[str, str], ...]] | None:
