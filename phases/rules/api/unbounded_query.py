@@ -56,17 +56,22 @@ ID = "unbounded-query"
 CATEGORY = "unbounded_query"
 LAYER = "api"
 TRIGGERS = ("all(", "fetchall", "objects", "list(", "for ", "return ")  # "return ": rows from a helper or method
+RESPONSE_WRAPPERS = {"jsonify", "JSONResponse", "JsonResponse", "make_response", "Response", "dict"}
 GROUPED_SQL = re.compile(r"\bGROUP\s+BY\b", re.IGNORECASE)
 
 
 def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
     """One hit per list endpoint's query that returns every row (one per line of each endpoint)."""
-    reported: set[tuple[int, int]] = set()
-    for found in _unbounded_queries(file, repo):
+    reported: set[tuple[int, object]] = set()
+    # the rows themselves before a comprehension built from them (`rows`, not `[f(r) for r in rows]`)
+    ordered = sorted(_unbounded_queries(file, repo), key=lambda f: isinstance(f.rows, ast.ListComp | ast.GeneratorExp))
+    for found in ordered:
         endpoint, function, origin = found.endpoint, found.function, found.origin
-        if (function.lineno, found.line) in reported:
+        # one hit per endpoint and query, however many expressions of the response hold its rows
+        query = origin.sql or (id(origin.builder) if origin.builder is not None else found.line)
+        if (function.lineno, query) in reported:
             continue
-        reported.add((function.lineno, found.line))
+        reported.add((function.lineno, query))
         yield Hit(
             line=found.line, end_line=found.line, symbol=function.name,
             message=(f"{' '.join(endpoint.methods)} {endpoint.route} returns every "
@@ -114,7 +119,21 @@ def _row_sources(function: q.Def) -> Iterator[ast.expr]:
         elif isinstance(node, ast.For | ast.AsyncFor | ast.comprehension):
             yield node.iter
         elif isinstance(node, ast.Return) and node.value is not None:
-            yield node.value
+            yield from _response_parts(node.value)
+
+
+def _response_parts(value: ast.expr) -> Iterator[ast.expr]:
+    """A returned value and, inside a response wrapper (`jsonify(recipes=rows)`, `{"items": rows}`, a
+    `(body, status)` tuple), the values it carries."""
+    yield value
+    if isinstance(value, ast.Call) and dotted_name(value.func).rsplit(".", 1)[-1] in RESPONSE_WRAPPERS:
+        for part in [*value.args, *(k.value for k in value.keywords if k.arg)]:
+            yield from _response_parts(part)
+    elif isinstance(value, ast.Tuple) and value.elts:
+        yield from _response_parts(value.elts[0])
+    elif isinstance(value, ast.Dict):
+        for part in value.values:
+            yield from _response_parts(part)
 
 
 def _unbounded(origin: q.Origin, repo: RepoMap) -> bool:

@@ -120,8 +120,9 @@ def trace(expr: ast.expr, scope: Scope) -> Origin | None:
         return _trace_call(expr, scope)
     if isinstance(expr, ast.ListComp | ast.GeneratorExp) and len(expr.generators) == 1 and not expr.generators[0].ifs:
         # one item per row, built from each row: as many items as rows, but no longer the model's objects
+        # (`columns`: nothing reads relationships off them; the model stays for scoping and lookup checks)
         origin = trace(expr.generators[0].iter, scope)
-        return replace(origin, model="", eager=frozenset(), columns=True) if origin else None
+        return replace(origin, eager=frozenset(), columns=True) if origin else None
     return None
 
 

@@ -10,7 +10,7 @@ import ast
 import re
 
 from tuber.phases.rules.base import dotted_name
-from tuber.phases.rules.database._scope import MAX_DEPTH, Scope, assignment_before
+from tuber.phases.rules.database._scope import MAX_DEPTH, Scope, assignment_before, walk_function
 
 PATH_LOADERS_EAGER = {"joinedload", "selectinload", "subqueryload", "immediateload", "contains_eager"}
 PATH_LOADERS = PATH_LOADERS_EAGER | {"defaultload", "lazyload", "noload", "raiseload", "Load"}
@@ -82,9 +82,11 @@ def constant_string(node: ast.expr, scope: Scope) -> str:
         left = constant_string(node.left, scope)
         return left + (constant_string(node.right, scope) if isinstance(node.op, ast.Add) else "")
     if isinstance(node, ast.Name) and scope.depth <= MAX_DEPTH:
-        found = assignment_before(scope, node.id, getattr(node, "lineno", 10**9))
+        line = getattr(node, "lineno", 10**9)
+        found = assignment_before(scope, node.id, line)
         if found and found[0] is not node:
-            return constant_string(found[0], Scope(scope.repo, found[1].file, found[1].function, {}, scope.depth + 1))
+            base = constant_string(found[0], Scope(scope.repo, found[1].file, found[1].function, {}, scope.depth + 1))
+            return base + _appended(node.id, getattr(found[0], "lineno", 0), line, scope) if base else base
     if isinstance(node, ast.Call):
         name = dotted_name(node.func).rsplit(".", 1)[-1]
         if name == "text" and node.args:
@@ -92,6 +94,18 @@ def constant_string(node: ast.expr, scope: Scope) -> str:
         if isinstance(node.func, ast.Attribute) and name in ("format", "bindparams", "columns", "strip", "replace"):
             return constant_string(node.func.value, scope)
     return ""
+
+
+def _appended(name: str, start: int, end: int, scope: Scope) -> str:
+    """Text added to `name` with `+=` between two lines (`sql += " GROUP BY ..."`), in source order; a
+    conditional addition counts too, as the query can carry it."""
+    if scope.function is None:
+        return ""
+    additions = sorted((n for n in walk_function(scope.function) if isinstance(n, ast.AugAssign)
+                        and isinstance(n.op, ast.Add) and isinstance(n.target, ast.Name) and n.target.id == name
+                        and start < n.lineno < end), key=lambda n: n.lineno)
+    inner = Scope(scope.repo, scope.file, scope.function, scope.bindings, scope.depth + 1)
+    return "".join(constant_string(n.value, inner) for n in additions)
 
 
 def _fstring_part(part: ast.expr, scope: Scope) -> str:
