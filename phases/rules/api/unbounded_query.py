@@ -235,6 +235,24 @@ VALID = [
 ]
 
 INVALID = [
+    example("""
+        from flask import Flask, jsonify
+
+        app = Flask(__name__)
+
+        @app.get("/recipes")
+        def latest():
+            rows = get_db().execute("SELECT id, title FROM recipes ORDER BY id DESC LIMIT ? OFFSET ?", (20, 0))
+            return jsonify([dict(r) for r in rows])
+
+        @app.get("/cooks/<int:cook_id>/recipes")
+        def by_cook(cook_id):
+            rows = get_db().execute("SELECT id, title FROM recipes WHERE cook_id = ?", (cook_id,)).fetchall()
+            return jsonify(recipes=[dict(r) for r in rows])
+        """, extra={"schema.sql": "CREATE TABLE cooks (id INTEGER PRIMARY KEY);\n"
+                                  "CREATE TABLE recipes (id INTEGER PRIMARY KEY, title TEXT,\n"
+                                  "    cook_id INTEGER REFERENCES cooks (id));\n"},
+        note="one cook's recipes, while the repository itself pages recipes: a list to page too"),
     example('''
         from typing import Annotated
 

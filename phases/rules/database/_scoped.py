@@ -80,9 +80,28 @@ def _tables(repo: RepoMap) -> dict[str, Table]:
 _PARAMS = re.compile(r"%\((\w+)\)s|%s|\?|\$\d+")
 
 
+def paged_tables(repo: RepoMap) -> frozenset[str]:
+    """Tables some raw SQL query of the repository reads a page of (`LIMIT ? OFFSET ?`): the team treats them as
+    big, so one parent's rows of them are a list to page too (a cook's recipes, where recipes are paged)."""
+    def build() -> frozenset[str]:
+        from tuber.phases.datamap.queries import queries
+
+        found: set[str] = set()
+        for file in repo.python_files():
+            if "LIMIT" not in file.text.upper():
+                continue
+            for query in queries(file, repo):
+                if query.kind == "sql" and re.search(r"\bLIMIT\s+(\?|%s|:\w+|%\(\w+\)s|\$\d)", query.sql, re.IGNORECASE):
+                    found.update(query.tables())
+        return frozenset(found)
+
+    return repo.derived("paged_tables", build)
+
+
 def _sql_scoped(sql: str, repo: RepoMap) -> bool:
-    """Raw SQL whose WHERE compares a foreign-key column of its FROM table with a bound value:
-    `SELECT ... FROM tickets WHERE order_id = %s` lists one order's tickets."""
+    """Raw SQL whose WHERE compares a foreign-key column of its FROM table with a bound value (`SELECT ... FROM
+    tickets WHERE order_id = %s` lists one order's tickets), unless the repository pages that table elsewhere,
+    or picks rows by primary key (`id IN (...)`)."""
     try:
         with quiet_sqlglot():
             tree = sqlglot.parse_one(_PARAMS.sub(":p", sql), read=glot_dialect(getattr(repo, "database", "")) or None)
@@ -96,6 +115,13 @@ def _sql_scoped(sql: str, repo: RepoMap) -> bool:
     if table is None or where is None:
         return False
     own = {source.this.alias_or_name, source.this.name, ""}
+    for test in where.find_all(exp.In, exp.EQ):  # `id IN (:id0, :id1)`: as many rows as the caller names
+        column = test.this
+        if isinstance(column, exp.Column) and column.table in own and column.name in table.columns \
+                and table.columns[column.name].primary_key:
+            return True
+    if table.name in paged_tables(repo):
+        return False
     for eq in where.find_all(exp.EQ):
         for column, value in ((eq.this, eq.expression), (eq.expression, eq.this)):
             if (isinstance(column, exp.Column) and column.table in own and isinstance(value, exp.Placeholder)
