@@ -82,7 +82,9 @@ def _need(query: Query, table: Table, repo_tables: dict[str, Table]) -> Need | N
         # equality plus a range in the WHERE clause is a two-column predicate: it needs both, in that order
         kind = "missing_composite_index" if ranges else "missing_index"
         return Need(kind, table.name, _dedupe(eq + tail), reason, first_line, query)
-    if ranges and not _served(table, ranges + nulls) and not joins:
+    probes = _columns(uses, "join", "join_outer")
+    # a range on a table reached through an indexed join column (readings by device_id, then recorded_at)
+    if ranges and not _served(table, ranges + nulls) and not joins and not _served(table, probes):
         return Need("missing_index", table.name, tuple(ranges[:1]), "filters", first_line, query)
     if joins and not nulls and not ranges and not _served(table, joins):
         return Need("missing_index", table.name, tuple(joins[:1]), "joins", first_line, query)
