@@ -150,6 +150,18 @@ def _files(**files: str) -> dict[str, str]:
 
 VALID: list[Example] = [
     example("""
+        def daily(conn, site_id, start, end):
+            return conn.execute(
+                "SELECT r.metric, COUNT(*) FROM readings r JOIN devices d ON d.id = r.device_id "
+                "WHERE d.site_id = ? AND r.recorded_at >= ? AND r.recorded_at < ? GROUP BY r.metric",
+                (site_id, start, end)).fetchall()
+        """, path="reports.py", extra={"schema.sql": """
+        CREATE TABLE devices (id INTEGER PRIMARY KEY, site_id INTEGER NOT NULL);
+        CREATE INDEX ix_devices_site ON devices (site_id);
+        CREATE TABLE readings (id INTEGER PRIMARY KEY, device_id INTEGER NOT NULL, metric TEXT, recorded_at TEXT);
+        CREATE INDEX ix_readings_device_recorded ON readings (device_id, recorded_at);
+        """}, note="readings are reached by device_id, and the index goes on with recorded_at"),
+    example("""
         from sqlalchemy import select
 
         from models import Post
