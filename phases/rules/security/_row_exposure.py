@@ -37,6 +37,8 @@ class RowLeak:
     fields: tuple[str, ...]
     sql: str  # the SQL literal's text ('' when the SQL is not one literal of the endpoint)
     columns: tuple[str, ...]  # what the fixed SELECT lists ('' fields when no fix)
+    wrapper: str = ""  # Core rows: the call that makes the response dict of a row (`dict(row._mapping)`)
+    wrapper_line: int = 0
 
 
 def row_leaks(file: SourceFile, repo: RepoMap) -> Iterator[RowLeak]:

@@ -47,6 +47,37 @@ _ROUTES = """
 
 _USERS_SQL = "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, password_hash TEXT, salt TEXT);\n"
 
+_CORE_TABLES = """
+from sqlalchemy import Column, Integer, MetaData, String, Table
+
+metadata = MetaData()
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("serial", String(64), nullable=False),
+    Column("api_key", String(64), nullable=False),
+)
+"""
+
+_CORE_ROUTE = """
+from fastapi import FastAPI
+from sqlalchemy import select
+from .db import engine
+from .tables import devices
+
+app = FastAPI()
+
+@app.get("/devices/{{device_id}}")
+def get_device(device_id: int):
+    with engine.connect() as conn:
+        row = conn.execute(select(devices).where(devices.c.id == device_id)).first()
+    device = {build}
+    device["serial"] = device["serial"].upper()
+    return device
+"""
+
 VALID: list[Example] = [
     example("""
         from flask import Flask, jsonify
@@ -100,6 +131,20 @@ VALID: list[Example] = [
         def login(username, password):
             log.info("login attempt for %s", username)
         """, note="logs the username only"),
+    example("""
+        from fastapi import FastAPI
+        from sqlalchemy import select
+        from .db import engine
+        from .tables import devices
+
+        app = FastAPI()
+
+        @app.get("/devices")
+        def list_devices():
+            with engine.connect() as conn:
+                rows = conn.execute(select(devices.c.id, devices.c.serial)).all()
+            return [dict(row._mapping) for row in rows]
+        """, extra={"tables.py": _CORE_TABLES}, note="Core select of named columns: the key is not read"),
 ]
 
 INVALID: list[Example] = [
@@ -224,4 +269,7 @@ INVALID: list[Example] = [
 
         urlpatterns = [path("users/<str:username>/", profile)]
         """, path="accounts/views.py", note="Django's own user: model_to_dict leaves the password hash out"),
+    example(_CORE_ROUTE.format(build="dict(row._mapping)"), _CORE_ROUTE.format(
+        build='{key: value for key, value in row._mapping.items() if key not in ("api_key",)}'),
+        extra={"tables.py": _CORE_TABLES}, note="a whole Core row returned as a dict: the key is dropped from it"),
 ]

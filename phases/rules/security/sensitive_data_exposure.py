@@ -6,7 +6,8 @@ or a literal that includes `password_hash`) with no exclusion, for a model that 
 response dict literal with a password/secret/api-key/token value read from stored data; a FastAPI
 `response_model` (or return annotation) whose Pydantic schema declares such a field, also through a nested
 schema, and a `Schema.model_validate(row)` returned by an endpoint with no response model to filter it; and,
-anywhere, a log call that formats a password, secret or token. Excluded serialisation (`to_dict(exclude=("password_hash",))`) and the caller's own fresh
+anywhere, a log call that formats a password, secret or token. Rows returned whole (`dict(row)` of a
+`SELECT *`, `dict(row._mapping)` of a Core `select(devices)`) are reported when the query reads such a column. Excluded serialisation (`to_dict(exclude=("password_hash",))`) and the caller's own fresh
 token in a login response are by design and not reported.
 
 ## Why is this bad
@@ -27,7 +28,9 @@ return jsonify(user.to_dict(exclude=("password_hash",)))
 The fix drops only the sensitive fields at that call site (an `exclude=` argument when the serialiser takes
 one, else a filtered copy of the dict; `response_model_exclude=` on a FastAPI route (`{"__all__": ...}` for a
 list, nested for a nested schema); `exclude=` on `model_dump()`); the schema itself is kept; every other field of the
-response is unchanged. Clients that read the removed field break, which is the point. Log lines are
+response is unchanged; a Core row's dict is filtered where it is built (`{key: value for key, value in
+row._mapping.items() if key not in ("api_key",)}`), the shared query left as it is. Clients that read the
+removed field break, which is the point. Log lines are
 reported without a fix.
 Scores: `scored("sensitive_data_exposure", hot=...)`: hot when an endpoint returns the data; a log line is
 `hot=False` (read by fewer people than a response).
@@ -45,6 +48,7 @@ from tuber.phases.datamap.repo import RepoMap
 from tuber.phases.rules.base import Fix, Hit, SourceFile, dotted_name, walk_with_parents
 from tuber.phases.rules.scoring import scored
 from tuber.phases.rules.security import _pydantic_exposure as pydantic
+from tuber.phases.rules.security._core_rows import core_row_leaks, drop_keys
 from tuber.phases.rules.security._guards import is_login_like
 from tuber.phases.rules.security._row_exposure import exclude_in_model_to_dict, name_columns, row_leaks
 from tuber.phases.rules.security._sensitive_examples import INVALID, VALID
@@ -115,11 +119,13 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
                           fixable=True, data={"kind": "serialiser", "fields": model.sensitive,
                                               "param": model.exclude_param})
     yield from _dict_literals(file, repo)
-    for row in row_leaks(file, repo):
+    for row in [*row_leaks(file, repo), *core_row_leaks(file, repo)]:
+        data: dict[str, object] = {"kind": "select", "fields": row.fields, "sql": row.sql, "columns": row.columns}
+        if row.wrapper:  # Core rows: drop the keys where the response dict is built
+            data = {"kind": "row_dict", "fields": row.fields, "wrapper": row.wrapper, "wrapper_line": row.wrapper_line}
         yield Hit(line=row.line, message=f"{row.function}() returns whole rows of {row.table}, including "
                   f"{', '.join(row.fields)}", scores=scored(CATEGORY), symbol=row.function,
-                  key=f"rows:{row.table}:{','.join(row.fields)}", fixable=bool(row.sql),
-                  data={"kind": "select", "fields": row.fields, "sql": row.sql, "columns": row.columns})
+                  key=f"rows:{row.table}:{','.join(row.fields)}", fixable=bool(row.sql or row.wrapper), data=data)
     for leak in pydantic.leaks(file, repo):
         what = ("route's response model" if leak.kind == "response_model"
                 else f"{leak.schema}.{'model_validate'}(...) returned")
@@ -142,6 +148,9 @@ def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
         return _fix(file, text, fields) if text else None
     if kind == "select" and hit.data.get("sql"):
         text = name_columns(file.text, hit.data["sql"], tuple(hit.data["columns"]))
+        return _fix(file, text, fields) if text else None
+    if kind == "row_dict" and hit.data.get("wrapper"):
+        text = drop_keys(file.text, hit.data["wrapper_line"], hit.data["wrapper"], fields)
         return _fix(file, text, fields) if text else None
     if kind in ("response_model", "validated") and hit.data.get("exclusion"):
         text = pydantic.exclude_fields(file.text, hit.line, hit.data["function"], kind, hit.data["exclusion"])
