@@ -5,7 +5,9 @@ Finds functions that run two or more writes through the same connection or sessi
 commit separately: DB-API connections opened in autocommit mode (`sqlite3.connect(...,
 isolation_level=None)`, psycopg `autocommit=True`), Django ORM writes that depend on each other in
 autocommit mode, repository functions that each commit, and code that commits between its writes
-(`session.commit()` between ORM changes, `conn.commit()` between `execute` calls, DB-API or Core).
+(`session.commit()` between ORM changes, `conn.commit()` between `execute` calls, DB-API or Core), and
+dependent writes split across separate transaction blocks (`with engine.begin() as conn:` twice, the second
+using the id the first inserted: each block commits on its own).
 Writes inside the repository's own transaction helper (`with db.transaction(conn):`), `with conn:`,
 `with conn.transaction():`, `with session.begin():`, `with transaction.atomic():` or
 `@transaction.atomic` are not reported, nor is a commit that records an effect outside the database
@@ -57,6 +59,10 @@ repository's own transaction helper (a `@contextmanager` that issues BEGIN/COMMI
 Django autocommit ORM writes go inside `transaction.atomic()`. The same statements run in the same
 order; they now succeed or fail together. Repository functions that commit on their own are reported
 but not fixed (every call needs `commit=False` and a transaction around them).
+Separate transaction blocks: the statements from the first block to the last go in one `with <context> as
+<name>:` (the same context each block opened) and each block's body takes the block's place; only when the
+blocks are alike, nothing between them commits, rolls back or opens another connection, and every exception
+handler around a write re-raises (see _tx_split). Code between the blocks now runs inside the transaction.
 Scores: `scored("missing_transaction", hot=...)`.
 """
 
@@ -68,13 +74,15 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from tuber.agent.models import RiskParts
-from tuber.phases.rules.base import Fix, Hit, SourceFile, dotted_name, example
+from tuber.phases.rules.base import Fix, Hit, SourceFile, dotted_name
 from tuber.phases.rules.database import _codemod as cm
 from tuber.phases.rules.database import _queries as q
 from tuber.phases.rules.scoring import scored
 from tuber.phases.rules.storage import _commit_between as cb
+from tuber.phases.rules.storage import _tx_examples
 from tuber.phases.rules.storage import _tx_rewrite as rewrite
 from tuber.phases.rules.storage import _tx_scan as scan
+from tuber.phases.rules.storage import _tx_split as split
 from tuber.phases.rules.storage import _tx_writes as tx
 
 if TYPE_CHECKING:
@@ -85,6 +93,7 @@ CATEGORY = "missing_transaction"
 LAYER = "storage"
 TRIGGERS = ("execute", "objects.", ".save(", "conn", "cursor", "session", "commit")
 DJANGO_ATOMIC = ("transaction.atomic", "django.db")
+VALID, INVALID = _tx_examples.VALID, _tx_examples.INVALID
 
 
 def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
@@ -125,6 +134,25 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
                 continue  # the commit records an effect outside the database (a payment, an email): on purpose
             yield _hit(function, receiver, calls, file, repo, between=between,
                        unfixable=receiver in self_committing)
+        blocks = split.split_blocks(function, file, repo)
+        if blocks is not None:
+            yield _split_hit(function, blocks, file, repo)
+
+
+def _split_hit(function: q.Def, blocks: split.Split, file: SourceFile, repo: RepoMap) -> Hit:
+    """Dependent writes in separate transaction blocks: each block commits on its own."""
+    endpoint = q.request_endpoint(repo, file.path, function.name)
+    merge = split.merge_plan(function, blocks, file, repo)
+    context = ast.unparse(blocks.blocks[0].items[0].context_expr)
+    first, last = blocks.writes[0], blocks.blocks[-1]
+    return Hit(
+        line=first.lineno, end_line=last.end_lineno or last.lineno,
+        message=f"{len(blocks.writes)} dependent writes in {function.name}() run in {len(blocks.blocks)} separate "
+                f"transactions ({context} each); a failure in a later one leaves the earlier ones committed",
+        scores=scored(CATEGORY, hot=endpoint is not None), symbol=function.name,
+        key=f"blocks:{context}:{len(blocks.blocks)}", fixable=merge is not None,
+        data={"function": function.name, "receiver": context, "merge": merge},
+    )
 
 
 def _hit(function: q.Def, receiver: str, calls: list[tx.Write], file: SourceFile, repo: RepoMap, *,
@@ -151,7 +179,10 @@ def _hit(function: q.Def, receiver: str, calls: list[tx.Write], file: SourceFile
 
 def fix(hit: Hit, file: SourceFile, repo: RepoMap) -> Fix | None:
     helper, lines, receiver = hit.data.get("helper"), hit.data.get("lines"), hit.data["receiver"]
-    commits = hit.data.get("commits")
+    commits, merge = hit.data.get("commits"), hit.data.get("merge")
+    if hit.fixable and merge is not None:
+        text = split.merge(file.text, merge)
+        return None if text is None else _fix(hit, file, text, merge["context"].rsplit("(", 1)[0])
     if hit.fixable and commits is not None:
         text = rewrite.commit_once(file.text, commits["lines"], commits["mode"])
         how = "flush" if commits["mode"] == "flush" else "no commit"
@@ -191,195 +222,3 @@ def _fix(hit: Hit, file: SourceFile, text: str, name: str, how: str = "") -> Fix
                 "of commits per call drops to one (an estimate of the effect, to be checked in VERIFY)."),
         test_requirement="The operation writes the same rows; a failure in a later statement rolls back earlier ones.",
     )
-
-
-DB_HELPER = '''
-            import sqlite3
-            from contextlib import contextmanager
-
-            def connect(path):
-                return sqlite3.connect(path, isolation_level=None)
-
-            @contextmanager
-            def transaction(conn):
-                conn.execute("BEGIN")
-                try:
-                    yield conn
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-            '''
-
-VALID = [
-    example('''
-        from .db import transaction
-
-        def create_note(conn, notebook_id, title):
-            with transaction(conn):
-                conn.execute("INSERT INTO notes (notebook_id, title) VALUES (?, ?)", (notebook_id, title))
-                conn.execute("UPDATE notebooks SET note_count = note_count + 1 WHERE id = ?", (notebook_id,))
-        ''', extra={"db.py": DB_HELPER}),
-]
-
-INVALID = [
-    example('''
-        from .db import transaction
-
-        def move_note(conn, note_id, source, target):
-            conn.execute("UPDATE notes SET notebook_id = ? WHERE id = ?", (target, note_id))
-            conn.execute("UPDATE notebooks SET note_count = note_count - 1 WHERE id = ?", (source,))
-            return note_id
-        ''', '''
-        from .db import transaction
-
-        def move_note(conn, note_id, source, target):
-            with transaction(conn):
-                conn.execute("UPDATE notes SET notebook_id = ? WHERE id = ?", (target, note_id))
-                conn.execute("UPDATE notebooks SET note_count = note_count - 1 WHERE id = ?", (source,))
-            return note_id
-        ''', extra={"db.py": DB_HELPER}),
-    example('''
-        from app.models import Appointment, Invoice
-
-        def book(doctor, patient, fee):
-            appointment = Appointment.objects.create(doctor=doctor, patient=patient)
-            Invoice.objects.create(appointment=appointment, amount=fee)
-            return appointment
-        ''', '''
-        from app.models import Appointment, Invoice
-        from django.db import transaction
-
-        def book(doctor, patient, fee):
-            with transaction.atomic():
-                appointment = Appointment.objects.create(doctor=doctor, patient=patient)
-                Invoice.objects.create(appointment=appointment, amount=fee)
-            return appointment
-        ''', extra={"settings.py": 'DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3"}}\n'},
-        note="Django in autocommit mode: dependent ORM writes go in transaction.atomic()"),
-]
-
-INVALID += [
-    example('''
-        from app.models import Account
-
-        def transfer(session, source_id, target_id, amount):
-            source = session.get(Account, source_id)
-            source.balance -= amount
-            session.commit()
-            target = session.get(Account, target_id)
-            target.balance += amount
-            session.commit()
-        ''', '''
-        from app.models import Account
-
-        def transfer(session, source_id, target_id, amount):
-            source = session.get(Account, source_id)
-            source.balance -= amount
-            session.flush()
-            target = session.get(Account, target_id)
-            target.balance += amount
-            session.commit()
-        ''', note="ORM Session: the commit between the writes becomes a flush; the last commit stays"),
-    example('''
-        from app import db
-        from app.models import Order, Shipment
-
-        def place(customer_id, address):
-            order = Order(customer_id=customer_id)
-            db.session.add(order)
-            db.session.commit()
-            db.session.add(Shipment(order_id=order.id, address=address))
-            db.session.commit()
-            return order
-        ''', '''
-        from app import db
-        from app.models import Order, Shipment
-
-        def place(customer_id, address):
-            order = Order(customer_id=customer_id)
-            db.session.add(order)
-            db.session.flush()
-            db.session.add(Shipment(order_id=order.id, address=address))
-            db.session.commit()
-            return order
-        ''', note="Flask-SQLAlchemy: flush() still gives order.id to the next statement"),
-    example('''
-        from sqlalchemy import insert, update
-
-        def replace_meter(conn, meters, events, meter_id, serial):
-            conn.execute(update(meters).where(meters.c.id == meter_id).values(retired=True))
-            conn.commit()
-            new_id = conn.execute(insert(meters).values(serial=serial)).inserted_primary_key[0]
-            conn.commit()
-            conn.execute(insert(events).values(meter_id=new_id, kind="replaced"))
-            conn.commit()
-            return new_id
-        ''', '''
-        from sqlalchemy import insert, update
-
-        def replace_meter(conn, meters, events, meter_id, serial):
-            conn.execute(update(meters).where(meters.c.id == meter_id).values(retired=True))
-            new_id = conn.execute(insert(meters).values(serial=serial)).inserted_primary_key[0]
-            conn.execute(insert(events).values(meter_id=new_id, kind="replaced"))
-            conn.commit()
-            return new_id
-        ''', note="SQLAlchemy Core connection: the commits between the statements go"),
-    example('''
-        def buy(conn, user_id, event_id, quantity):
-            with conn.cursor() as cur:
-                cur.execute("INSERT INTO orders (user_id, event_id) VALUES (%s, %s)", (user_id, event_id))
-                # the order first
-                conn.commit()
-                cur.execute("UPDATE events SET sold = sold + %s WHERE id = %s", (quantity, event_id))
-                conn.commit()
-        ''', '''
-        def buy(conn, user_id, event_id, quantity):
-            with conn.cursor() as cur:
-                cur.execute("INSERT INTO orders (user_id, event_id) VALUES (%s, %s)", (user_id, event_id))
-                # the order first
-                cur.execute("UPDATE events SET sold = sold + %s WHERE id = %s", (quantity, event_id))
-                conn.commit()
-        ''', note="psycopg / DB-API: the cursor's connection commits once"),
-    example('''
-        def archive(session, note, log):
-            note.archived = True
-            session.add(note)
-            session.commit()
-            if not log:
-                return note
-            session.add(log)
-            session.commit()
-            return note
-        ''', note="reported, not fixed: without the first commit the early return would write nothing"),
-]
-
-VALID += [
-    example('''
-        import requests
-        from app.models import Payment
-
-        def capture(session, order, token):
-            order.status = "capturing"
-            session.add(order)
-            session.commit()
-            response = requests.post("https://pay.example/capture", json={"token": token})
-            session.add(Payment(order_id=order.id, reference=response.json()["id"]))
-            session.commit()
-        ''', note="the first commit records the order before the payment call: on purpose"),
-    example('''
-        def register(session, user, welcome):
-            session.add(user)
-            session.commit()
-            send_email(user.email, welcome)
-            user.welcomed = True
-            session.commit()
-        ''', note="an email between the commits"),
-    example('''
-        def transfer(session, source, target, amount):
-            with session.begin():
-                session.add(source)
-                source.balance -= amount
-                target.balance += amount
-        '''),
-]
