@@ -201,6 +201,10 @@ def apply_guard(repo: RepoMap, endpoint: Endpoint, use: GuardUse) -> dict[str, s
         return None
     wrapper = MetadataWrapper(cst.parse_module(file.text))
     positions = wrapper.resolve(PositionProvider)
+    # a Django class-based view's handler: a function view's decorator needs method_decorator to skip `self`
+    method = endpoint.framework == "django" and _class_of(file, endpoint.line) is not None and \
+        use.guard.kind == "decorator" and not use.text.startswith("method_decorator(")
+    decorator_text = f"method_decorator({use.text})" if method else use.text
 
     class Insert(cst.CSTTransformer):
         done = False
@@ -221,7 +225,7 @@ def apply_guard(repo: RepoMap, endpoint: Endpoint, use: GuardUse) -> dict[str, s
                     decorator=_add_dependency(decorators[route].decorator, use.text))
             else:
                 at = max(0, min(len(decorators), route + use.offset if route >= 0 else use.offset))
-                decorators.insert(at, cst.Decorator(decorator=cst.parse_expression(use.text)))
+                decorators.insert(at, cst.Decorator(decorator=cst.parse_expression(decorator_text)))
             return updated.with_changes(decorators=decorators)
 
     transformer = Insert()
@@ -233,6 +237,8 @@ def apply_guard(repo: RepoMap, endpoint: Endpoint, use: GuardUse) -> dict[str, s
         text = _add_import(text, import_line)
     if use.guard.kind == "dependency" and not _binds(file, "Depends"):
         text = _add_import(text, "from fastapi import Depends")
+    if method and not _binds(file, "method_decorator"):
+        text = _add_import(text, "from django.utils.decorators import method_decorator")
     return {endpoint.path: text}
 
 

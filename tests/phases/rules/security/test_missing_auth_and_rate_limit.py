@@ -143,3 +143,29 @@ def test_public_by_design_and_catalogue_reads_are_not_reported(tmp_path: Path) -
     assert file is not None
     reported = {h.symbol for h in missing_auth.detect(file, repo)}
     assert "login" not in reported and "reset_password" not in reported
+
+
+def test_a_class_based_view_gets_the_function_views_guard_through_method_decorator(tmp_path: Path) -> None:
+    """helpdesk's QueueStatsView lacks the `@agent_required` its function-view siblings carry: the guard goes on
+    the handler through `method_decorator` (a bare function decorator would take `self` for the request), and
+    the project's own tests, which request the view, still pass."""
+    import shutil
+    import subprocess
+
+    from tuber.phases.diagnose import diagnose
+    from tuber.phases.fixing import propose
+
+    root = tmp_path / "repo"
+    shutil.copytree(Path(__file__).parents[3] / "fixtures/corpus/sec-django-helpdesk/repo", root)
+    repo = load_repo(root)
+    finding = next(f for f in diagnose(repo).findings if f.category == "missing_auth" and f.path == "desk/views.py")
+    fix, why = propose(finding, repo)
+    assert fix is not None, why
+    text = fix.files["desk/views.py"]
+    assert "@method_decorator(agent_required)" in text
+    assert "from django.utils.decorators import method_decorator" in text
+    (root / "desk/views.py").write_text(text)
+    assert not [f for f in diagnose(load_repo(root)).findings if f.category == "missing_auth"]
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=root,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-2000:]
