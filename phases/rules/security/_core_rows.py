@@ -27,6 +27,8 @@ from tuber.phases.rules.security._pydantic_exposure import CREDENTIAL_COMPANION
 from tuber.phases.rules.security._row_exposure import RowLeak
 from tuber.phases.rules.security._sensitive_models import SENSITIVE
 
+PLAIN_TYPES = {"dict", "Dict", "list", "List", "Any", "Mapping", "tuple", "Tuple", "str", "int", "object", "typing",
+               "Response", "JSONResponse", "JsonResponse", "Optional", "None"}
 RESPONSE_WRAPPERS = {"jsonify", "JSONResponse", "JsonResponse", "list", "tuple", "make_response"}
 
 
@@ -39,7 +41,7 @@ def core_row_leaks(file: SourceFile, repo: RepoMap) -> Iterator[RowLeak]:
         if endpoint.path != file.path or is_login_like(endpoint):
             continue
         function = endpoint_function(file, endpoint)
-        if function is None:
+        if function is None or _filtered_by_schema(function):
             continue
         scope = q.Scope(repo, file, function)
         named = {c.value for c in ast.walk(function) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
@@ -60,6 +62,18 @@ def core_row_leaks(file: SourceFile, repo: RepoMap) -> Iterator[RowLeak]:
                     yield RowLeak(line=returned.lineno, function=function.name, table=table, fields=fields, sql="",
                                   columns=(), wrapper=ast.unparse(wrapper) if fixable and wrapper else "",
                                   wrapper_line=wrapper.lineno if fixable and wrapper else 0)
+
+
+def _filtered_by_schema(function: q.Def) -> bool:
+    """FastAPI filters the response through a schema: `response_model=DeviceOut` or `-> DeviceOut`."""
+    for decorator in function.decorator_list:
+        if isinstance(decorator, ast.Call) and any(
+                k.arg == "response_model" and not (isinstance(k.value, ast.Constant) and k.value.value is None)
+                for k in decorator.keywords):
+            return True
+    names = {dotted_name(n).rsplit(".", 1)[-1] for n in ast.walk(function.returns) if isinstance(n, ast.Name | ast.Attribute)} \
+        if function.returns is not None else set()
+    return bool(names - PLAIN_TYPES)
 
 
 def _rows(expr: ast.expr, function: q.Def, line: int, top: bool) -> Iterator[tuple[ast.expr, ast.expr | None]]:

@@ -145,6 +145,21 @@ VALID: list[Example] = [
                 rows = conn.execute(select(devices.c.id, devices.c.serial)).all()
             return [dict(row._mapping) for row in rows]
         """, extra={"tables.py": _CORE_TABLES}, note="Core select of named columns: the key is not read"),
+    example("""
+        from fastapi import FastAPI
+        from sqlalchemy import select
+        from .db import engine
+        from .schemas import DeviceOut
+        from .tables import devices
+
+        app = FastAPI()
+
+        @app.get("/devices/{device_id}", response_model=DeviceOut)
+        def get_device(device_id: int):
+            with engine.connect() as conn:
+                row = conn.execute(select(devices).where(devices.c.id == device_id)).first()
+            return dict(row._mapping)
+        """, extra={"tables.py": _CORE_TABLES}, note="the response model (no api_key field) filters the row"),
 ]
 
 INVALID: list[Example] = [
