@@ -157,7 +157,7 @@ def _read(query: Query, text: str, repo: RepoMap, params: ast.expr | None, file:
             _predicate(query, conjunct, resolve, line, None, params, file)
             if isinstance(conjunct, exp.Or):  # `title LIKE ? OR summary LIKE ?`: each pattern scans on its own
                 for like in conjunct.find_all(exp.Like, exp.ILike):
-                    _predicate(query, like, resolve, line, None, params, file)
+                    _predicate(query, like, resolve, line, None, params, file)  # type: ignore[arg-type]
         for join in scope.args.get("joins") or []:
             inner = join.this.name if isinstance(join.this, exp.Table) else ""
             for conjunct in _conjuncts(join.args.get("on")):

@@ -31,6 +31,9 @@ FLOORS: dict[str, tuple[float, float]] = {
         "unsafe_migration", "n_plus_one", "unbounded_query", "missing_index",
     )
 }
+# inefficient_type: db-sqlite3-recipes validates two closed sets in code; Tuber sees the one checked with
+# `if slot not in SLOTS` (unlabelled there) but not the one checked by a project helper (`choice(..., DIFFICULTIES)`).
+FLOORS["inefficient_type"] = (0.7, 0.7)
 # missing_composite_index has no floor: its extra reports (an indexed foreign key plus a status literal, as
 # the public fastapi-shop case labels a finding) are a judgement call the courses and boxoffice labels differ on.
 
