@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import CASES, make_repo
 
 INJECTABLE = '''import sqlite3
@@ -24,7 +26,7 @@ def find_order(conn, ref):
 
 def diagnose(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "tuber.agent.cli", "diagnose", "--repo", str(repo), *args],
-                          capture_output=True, text=True, env={"TUBER_NO_CACHE": "1", "PATH": "/usr/bin:/bin"})
+                          check=False, capture_output=True, text=True, env={"TUBER_NO_CACHE": "1", "PATH": "/usr/bin:/bin"})
 
 
 def test_json_contract(tmp_path: Path) -> None:
@@ -88,6 +90,7 @@ def test_suppression_comment_and_config(tmp_path: Path) -> None:
     assert json.loads(diagnose(by_rule, "--format", "json").stdout)["findings"] == []
 
 
+@pytest.mark.skipif(not (CASES / "sqlite3-notes").is_dir(), reason="the shared bench corpus is not beside this checkout")
 def test_focus_and_priority_shape_ranking_not_findings() -> None:
     repo = CASES / "sqlite3-notes" / "repo"
     plain = json.loads(diagnose(repo, "--format", "json").stdout)
