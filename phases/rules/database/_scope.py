@@ -122,13 +122,19 @@ def returns(function: Def) -> Iterator[ast.expr]:
 
 
 def walk_function(function: ast.AST) -> Iterator[ast.AST]:
-    """Nodes of a function body, not descending into nested functions or classes."""
-    stack = list(ast.iter_child_nodes(function))
-    while stack:
-        node = stack.pop()
-        yield node
-        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
-            stack.extend(ast.iter_child_nodes(node))
+    """Nodes of a function body, not descending into nested functions or classes (kept on the node: rules
+    walk the same function many times, and the tree is never changed while it is scanned)."""
+    cached: list[ast.AST] | None = function.__dict__.get("_tuber_walk")
+    if cached is None:
+        cached = []
+        stack = list(ast.iter_child_nodes(function))
+        while stack:
+            node = stack.pop()
+            cached.append(node)
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+                stack.extend(ast.iter_child_nodes(node))
+        function.__dict__["_tuber_walk"] = cached
+    return iter(cached)
 
 
 def assignment_before(scope: Scope, name: str, line: int) -> tuple[ast.expr, Scope] | None:
