@@ -23,9 +23,8 @@ from tuber.phases.datamap.repo import RepoMap
 from tuber.phases.rules.base import SourceFile, dotted_name
 from tuber.phases.rules.database import _queries as q
 from tuber.phases.rules.security._guards import is_login_like
-from tuber.phases.rules.security._pydantic_exposure import CREDENTIAL_COMPANION
 from tuber.phases.rules.security._row_exposure import RowLeak
-from tuber.phases.rules.security._sensitive_models import SENSITIVE
+from tuber.phases.rules.security._sensitive_models import SENSITIVE, credential_columns
 
 PLAIN_TYPES = {"dict", "Dict", "list", "List", "Any", "Mapping", "tuple", "Tuple", "str", "int", "object", "typing",
                "Response", "JSONResponse", "JsonResponse", "Optional", "None"}
@@ -142,8 +141,7 @@ def _selected_sensitive(builder: ast.expr, file: SourceFile, repo: RepoMap,
         spelled = dotted_name(arg)
         if spelled in tables and tables[spelled] in repo.schema.tables:
             columns = list(repo.schema.tables[tables[spelled]].columns)
-            sensitive = [c for c in columns if SENSITIVE.match(c)]
-            sensitive += [c for c in columns if sensitive and CREDENTIAL_COMPANION.match(c) and c not in sensitive]
+            sensitive = credential_columns(columns)
             if sensitive:
                 yield tables[spelled], tuple(sensitive)
         elif isinstance(arg, ast.Attribute) and dotted_name(arg.value).endswith(".c") and SENSITIVE.match(arg.attr):

@@ -22,11 +22,9 @@ from tuber.phases.datamap.model import Endpoint
 from tuber.phases.datamap.repo import RepoMap
 from tuber.phases.rules.base import SourceFile, dotted_name
 from tuber.phases.rules.security._guards import is_login_like
-from tuber.phases.rules.security._sensitive_models import SENSITIVE
+from tuber.phases.rules.security._sensitive_models import CREDENTIAL_COMPANION, SENSITIVE
 
 SCHEMA_BASES = {"BaseModel", "SQLModel"}
-# stored beside a credential, they help to crack or replay it: left out together with it
-CREDENTIAL_COMPANION = re.compile(r"^(\w+_)?(salt|(api_?key|key|secret|token|pin|otp)_hash)$", re.IGNORECASE)
 TOKEN = re.compile(r"^(\w+_)?token$", re.IGNORECASE)
 VALIDATORS = {"model_validate", "from_orm", "parse_obj", "model_validate_json"}
 LISTS = {"list", "List", "Sequence", "set", "Set", "tuple", "Tuple", "Iterable"}

@@ -23,8 +23,7 @@ from tuber.phases.datamap.repo import RepoMap
 from tuber.phases.rules.base import SourceFile, dotted_name
 from tuber.phases.rules.database import _queries as q
 from tuber.phases.rules.security._guards import is_login_like
-from tuber.phases.rules.security._pydantic_exposure import CREDENTIAL_COMPANION
-from tuber.phases.rules.security._sensitive_models import SENSITIVE
+from tuber.phases.rules.security._sensitive_models import credential_columns
 
 WRAPPERS = {"jsonify", "JSONResponse", "JsonResponse", "dict", "list", "tuple", "zip", "make_response", "Response"}
 
@@ -89,8 +88,7 @@ def _leak(sql: str, repo: RepoMap, function: q.Def, line: int) -> RowLeak | None
     if len(tables) != 1 or tables[0].name not in repo.schema.tables:
         return None
     table = repo.schema.tables[tables[0].name]
-    sensitive = [c for c in table.columns if SENSITIVE.match(c)]
-    sensitive += [c for c in table.columns if sensitive and CREDENTIAL_COMPANION.match(c) and c not in sensitive]
+    sensitive = credential_columns(table.columns)
     star = any(isinstance(e, exp.Star) or isinstance(e, exp.Column) and isinstance(e.this, exp.Star)
                for e in tree.expressions)
     named = [e.alias_or_name for e in tree.expressions]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from tuber.phases.datamap.repo import RepoMap
@@ -14,10 +14,19 @@ from tuber.phases.rules.base import SourceFile, dotted_name
 SENSITIVE = re.compile(r"^(password|passwd|password_hash|hashed_password|pass_hash|pwd_hash|secret|.*_secret|"
                        r"secret_key|api_key|apikey|private_key|.*_token|token|otp_secret|totp_secret|"
                        r"\w+_password|\w+_password_hash|pin_hash)$", re.IGNORECASE)
+# stored beside a credential, they help to crack or replay it: left out together with it
+CREDENTIAL_COMPANION = re.compile(r"^(\w+_)?(salt|(api_?key|key|secret|token|pin|otp)_hash)$", re.IGNORECASE)
 DJANGO_USER_BASES = {"AbstractUser", "AbstractBaseUser"}
 WHOLE_ROW_SERIALISERS = {"model_to_dict"}  # django.forms.models: every editable field unless fields= is given
 SERIALISERS = {"to_dict", "as_dict", "to_json", "serialize", "serialise", "dump"}
 ALL_COLUMNS = re.compile(r"__table__\.columns|__mapper__|inspect\(|_meta\.(get_)?fields|__dict__|\.columns\b")
+
+
+def credential_columns(columns: Iterable[str]) -> list[str]:
+    """The sensitive columns of a table, plus their companions (a salt, a key hash) when there is one."""
+    names = list(columns)
+    sensitive = [c for c in names if SENSITIVE.match(c)]
+    return sensitive + [c for c in names if sensitive and CREDENTIAL_COMPANION.match(c) and c not in sensitive]
 
 
 @dataclass(frozen=True)
