@@ -160,6 +160,8 @@ class _Reader:
     def _prefetched(self, variables: dict[tuple[str, str], Query]) -> None:
         """`Prefetch("appointments", queryset=booked)`: Django runs `booked` with `doctor_id IN (...)` added,
         so the prefetch query also filters the foreign key back to the parent."""
+        if not variables or "Prefetch" not in self.file.text:
+            return  # the common case: no second walk of the file
         for node in ast.walk(self.file.tree):
             if not (isinstance(node, ast.Call) and callee(node) == "Prefetch" and node.args):
                 continue
