@@ -203,7 +203,8 @@ def _bound_value(placeholder: exp.Placeholder, params: ast.expr | None) -> ast.e
 def _compared_to_input(value: exp.Expression | None, params: ast.expr | None) -> bool:
     """A compared value that varies per call: a placeholder bound to a non-constant (or unknown) value."""
     if isinstance(value, exp.Placeholder):
-        return is_input(_bound_value(value, params)) or _bound_value(value, params) is None
+        bound = _bound_value(value, params)
+        return bound is None or is_input(bound)
     return not isinstance(value, exp.Literal) or PLACEHOLDER in value.name
 
 
