@@ -15,18 +15,13 @@ from typing import TYPE_CHECKING
 
 from tuber.phases.rules.base import dotted_name
 from tuber.phases.rules.database import _queries as q
+from tuber.phases.rules.database._scope import memoised
 
 if TYPE_CHECKING:
     from tuber.phases.datamap.repo import RepoMap
     from tuber.phases.rules.base import SourceFile
 
 HOOKS = {"before_request", "before_app_request", "teardown_request", "teardown_appcontext"}
-CACHE_DECORATORS = {"lru_cache", "cache", "cached_property", "cached"}
-
-
-def cached_by_decorator(function: q.Def) -> bool:
-    """`function` keeps what it returns (`@lru_cache`, `@functools.cache`, `@cached_property`, `@cached(...)`)."""
-    return any(dotted_name(d).rsplit(".", 1)[-1] in CACHE_DECORATORS for d in function.decorator_list)
 
 
 def creates_and_returns(function: q.Def, is_creation: Callable[[ast.Call], bool]) -> bool:
@@ -54,7 +49,7 @@ def factories(repo: RepoMap, is_creation: Callable[[ast.Call], bool]) -> set[tup
             if not path.endswith(".py"):
                 continue
             for name, function in q.functions(file).items():
-                if creates_and_returns(function, is_creation) and not cached_by_decorator(function):
+                if creates_and_returns(function, is_creation) and not memoised(function):
                     found.add((path, name))
         return found
 

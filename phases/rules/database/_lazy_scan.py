@@ -5,13 +5,12 @@ which per-row queries it runs, following helpers and model methods that receive 
 from __future__ import annotations
 
 import ast
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from tuber.phases.datamap.model import Relationship
-from tuber.phases.rules.base import dotted_name
 from tuber.phases.rules.database import _queries as q
+from tuber.phases.rules.database._scope import memoised
 
 MAX_HELPER_DEPTH = 3
 QUERY_CALLS = q.SINGLE | q.RESULT_METHODS | q.SESSION_EXECUTORS
@@ -124,9 +123,6 @@ def _scan_member(owner: tuple[str, str], attr: str, scope: q.Scope, eager: froze
     return scan(method.body, bound, set(), q.Scope(scope.repo, file, method), eager, depth + 1)
 
 
-MEMOISED = re.compile(r"(^|\.)(lru_cache|cache|cached|memoize|memoized|cached_function)$")
-
-
 def _is_row_query(call: ast.Call, names: set[str], scope: q.Scope) -> bool:
     """A query executed in the loop body whose arguments mention the row."""
     method = call.func.attr if isinstance(call.func, ast.Attribute) else ""
@@ -150,7 +146,7 @@ def _helper_reads(call: ast.Call, names: set[str], scope: q.Scope) -> bool:
     if resolved is None:
         return False
     file, function = resolved
-    if any(MEMOISED.search(dotted_name(d.func if isinstance(d, ast.Call) else d)) for d in function.decorator_list):
+    if memoised(function):
         return False  # `@lru_cache`: one query per distinct argument, none once warm; not per row
     inner = scope.inner(file, function, {})
     return any(isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in QUERY_CALLS

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, TypeVar
 from tuber.phases.datamap import calls
 from tuber.phases.datamap.calls import functions
 from tuber.phases.datamap.model import Model, Relationship, Schema
-from tuber.phases.rules.base import SourceFile
+from tuber.phases.rules.base import SourceFile, dotted_name
 
 if TYPE_CHECKING:
     from tuber.phases.datamap.repo import RepoMap
@@ -104,6 +104,15 @@ def resolve_function(scope: Scope, func: ast.expr) -> tuple[SourceFile, Def] | N
     place = calls.resolve_call(scope.repo, scope.file, func)
     target = scope.repo.file(place[0]) if place else None
     return (target, functions(target)[place[1]]) if place and target else None
+
+
+MEMOISING_DECORATORS = {"lru_cache", "cache", "cached", "cached_property", "memoize", "memoized", "cached_function"}
+
+
+def memoised(function: Def) -> bool:
+    """`function` keeps what it returns (`@lru_cache`, `@functools.cache`, `@cached_property`, `@cached(...)`):
+    calling it again does not redo its work (a query, an engine)."""
+    return any(dotted_name(d).rsplit(".", 1)[-1] in MEMOISING_DECORATORS for d in function.decorator_list)
 
 
 def bind_arguments(call: ast.Call, function: Def, scope: Scope) -> dict[str, tuple[ast.expr, Scope]]:

@@ -51,11 +51,11 @@ from tuber.phases.rules.base import Fix, Hit, SourceFile, dotted_name, enclosing
 from tuber.phases.rules.database import _codemod as cm
 from tuber.phases.rules.database import _queries as q
 from tuber.phases.rules.database._conn_factories import (
-    cached_by_decorator,
     creates_and_returns,
     factory_called,
     request_hooks,
 )
+from tuber.phases.rules.database._scope import memoised
 from tuber.phases.rules.scoring import scored
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ def _per_request(repo: RepoMap, file: SourceFile, function: q.Def) -> object | N
 def _caches(function: q.Def, call: ast.Call, engine: bool = False) -> bool:
     """Does `function` keep what `call` creates beyond the call (cache dict, `g`, thread-local, global)?
     An engine kept on `g` lives for one request only: that is an engine per request, not a cache."""
-    if cached_by_decorator(function):
+    if memoised(function):
         return True
     if any(isinstance(n, ast.Global) for n in q.walk_function(function)):
         return True
@@ -169,7 +169,7 @@ def _on_request_globals(target: ast.expr) -> bool:
 
 
 def _caches_call_to(caller: q.Def, callee: str) -> bool:
-    if cached_by_decorator(caller):
+    if memoised(caller):
         return True
     for node in q.walk_function(caller):
         if isinstance(node, ast.Assign) and any(isinstance(c, ast.Call) and dotted_name(c.func).endswith(callee)
