@@ -184,14 +184,19 @@ def _caller_default(node: ast.expr, repo: RepoMap, mapping: dict[str, str]) -> s
         if node.id not in file.text:
             continue
         for function in (n for n in ast.walk(file.tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)):
-            args = function.args
-            positional = [*args.posonlyargs, *args.args]
-            pairs = [*zip(positional[len(positional) - len(args.defaults):], args.defaults, strict=True),
-                     *((a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None)]
-            for arg, default in pairs:
-                if arg.arg == node.id and isinstance(default, ast.Constant) and default.value in mapping:
+            for arg, default in _parameter_defaults(function):
+                if arg == node.id and isinstance(default, ast.Constant) and default.value in mapping:
                     return mapping[default.value]
     return None
+
+
+def _parameter_defaults(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[tuple[str, ast.expr]]:
+    """(parameter name, default) for every parameter that has a default."""
+    args = function.args
+    positional = [*args.posonlyargs, *args.args]
+    return [*((a.arg, d) for a, d in zip(positional[len(positional) - len(args.defaults):], args.defaults,
+                                          strict=True)),
+            *((a.arg, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None)]
 
 
 def _code_default(node: ast.expr, scope: Scope, mapping: dict[str, str]) -> str | None:
@@ -200,15 +205,7 @@ def _code_default(node: ast.expr, scope: Scope, mapping: dict[str, str]) -> str 
     func = scope.func
     if func is None or not isinstance(node, ast.Name):
         return None
-    candidates: list[ast.expr] = []
-    args = func.args
-    positional = [*args.posonlyargs, *args.args]
-    for arg, default in zip(positional[len(positional) - len(args.defaults):], args.defaults, strict=True):
-        if arg.arg == node.id:
-            candidates.append(default)
-    for arg, kw_default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
-        if arg.arg == node.id and kw_default is not None:
-            candidates.append(kw_default)
+    candidates = [default for name, default in _parameter_defaults(func) if name == node.id]
     for stmt in ast.walk(func):
         if isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id == node.id for t in stmt.targets):
             value = stmt.value
