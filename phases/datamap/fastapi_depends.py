@@ -7,6 +7,8 @@ import ast
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from tuber.phases.datamap.calls import imports
+from tuber.phases.datamap.schema_common import keyword
 from tuber.phases.rules.base import SourceFile, dotted_name
 
 if TYPE_CHECKING:
@@ -54,7 +56,7 @@ def depends_aliases(repo: RepoMap, files: list[SourceFile]) -> dict[str, dict[st
     for file in files:
         local = {name: dep for (path, name), dep in defined.items() if path == file.path}
         if any(name in file.text for name in names):
-            for name, (path, attr) in _imports(repo, file).items():
+            for name, (path, attr) in imports(repo, file).items():
                 if (path, attr) in defined:
                     local[name] = defined[(path, attr)]
         if local:
@@ -69,7 +71,7 @@ def _is_depends(call: ast.Call) -> bool:
 def _depends_target(call: ast.Call, annotation: ast.expr | None) -> str:
     if call.args:
         return dotted_name(call.args[0]) or ast.unparse(call.args[0])
-    dependency = _keyword(call, "dependency")
+    dependency = keyword(call, "dependency")
     if dependency is not None:
         return dotted_name(dependency)
     return dotted_name(annotation) if annotation is not None else ""
@@ -79,13 +81,3 @@ def depends_list(node: ast.expr | None) -> list[str]:
     if not isinstance(node, ast.List | ast.Tuple):
         return []
     return [_depends_target(e, None) for e in node.elts if isinstance(e, ast.Call) and _is_depends(e)]
-
-
-def _keyword(call: ast.Call, name: str) -> ast.expr | None:
-    return next((k.value for k in call.keywords if k.arg == name), None)
-
-
-def _imports(repo: RepoMap, file: SourceFile) -> dict[str, tuple[str, str]]:
-    from tuber.phases.datamap.calls import imports
-
-    return imports(repo, file)
