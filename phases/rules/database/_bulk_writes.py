@@ -25,8 +25,9 @@ from typing import Any
 from tuber.phases.datamap.repo import RepoMap
 from tuber.phases.rules.base import SourceFile, dotted_name
 from tuber.phases.rules.database._codemod import span
-from tuber.phases.rules.database._db_calls import outside_effect, touches_db
+from tuber.phases.rules.database._db_calls import touches_db
 from tuber.phases.rules.database._django_bulk import model_facts
+from tuber.phases.rules.database._loop_units import outside_effect
 
 QUERYSET_STEPS = {"all", "filter", "exclude", "order_by", "select_related", "prefetch_related", "distinct",
                   "select_for_update", "iterator", "reverse", "only", "defer"}
@@ -338,6 +339,8 @@ def _touches_db_elsewhere(body: list[ast.stmt], write: ast.Call, plan: dict[str,
                 return True
             if not isinstance(node, ast.Call) or id(node) in own:
                 continue
+            # an e-mail, HTTP call or message per row would now go out before its row is written (and even
+            # when the one write after the loop fails): the loop keeps its per-row writes
             if touches_db(node, repo) or outside_effect(node) or (
                     model and dotted_name(node.func).split(".")[0] == model):
                 return True

@@ -1,7 +1,8 @@
-"""Does a call in a loop body touch the database, or act outside it? (for loop_writes' bulk plans)
+"""Does a call in a loop body touch the database? (for loop_writes' bulk plans)
 
 A heuristic that errs towards yes: a plan that defers the loop's writes until after the loop is refused
-when anything else in the loop may read the rows not written yet, or act on the outside world before them.
+when anything else in the loop may read the rows not written yet (or, see `_loop_units.outside_effect`, act
+on the outside world before them).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import re
 
 from tuber.phases.datamap.repo import RepoMap
 from tuber.phases.rules.base import dotted_name
-from tuber.phases.rules.database._loop_units import DB_RECEIVERS, EFFECT_MODULES, EFFECT_VERBS
 
 SESSIONISH = re.compile(r"(session|sess|db|conn|connection|con|cnx|cursor|cur|tx|transaction|engine)$", re.IGNORECASE)
 MANAGERS = {"objects", "_default_manager", "_base_manager"}
@@ -57,11 +57,3 @@ def _function_touches_db(repo: RepoMap, name: str) -> bool:
                     isinstance(c, ast.Call) and touches_db(c, repo, depth=0) for c in ast.walk(node)):
                 return True
     return False
-
-
-def outside_effect(call: ast.Call) -> bool:
-    """An e-mail, HTTP call or message per row: it would now happen before its row is written (and happen
-    even when the one write after the loop fails), so the loop keeps its per-row writes."""
-    parts = dotted_name(call.func).split(".")
-    receiver = parts[-2].lower() if len(parts) > 1 else ""
-    return parts[0] in EFFECT_MODULES or (parts[-1] in EFFECT_VERBS and not receiver.endswith(DB_RECEIVERS))

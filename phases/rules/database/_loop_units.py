@@ -36,17 +36,15 @@ def unit_per_iteration(loop: ast.For | ast.AsyncFor, body: Iterable[ast.AST], fi
 
 
 def _external_effect(nodes: list[ast.AST]) -> bool:
-    for node in nodes:
-        if not isinstance(node, ast.Call):
-            continue
-        name = dotted_name(node.func)
-        parts = name.split(".")
-        if parts[0] in EFFECT_MODULES:
-            return True
-        receiver = parts[-2].lower() if len(parts) > 1 else ""
-        if parts[-1] in EFFECT_VERBS and not receiver.endswith(DB_RECEIVERS):
-            return True
-    return False
+    return any(isinstance(node, ast.Call) and outside_effect(node) for node in nodes)
+
+
+def outside_effect(call: ast.Call) -> bool:
+    """A call that acts outside the database: a network or process module, or an effect verb (`send`,
+    `charge`, `publish`...) not called on a database receiver."""
+    parts = dotted_name(call.func).split(".")
+    receiver = parts[-2].lower() if len(parts) > 1 else ""
+    return parts[0] in EFFECT_MODULES or (parts[-1] in EFFECT_VERBS and not receiver.endswith(DB_RECEIVERS))
 
 
 def _reads_a_file_per_iteration(nodes: list[ast.AST]) -> bool:
