@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-import sqlglot
 from sqlglot import exp
 
 if TYPE_CHECKING:
@@ -44,12 +43,11 @@ def _build(repo: RepoMap) -> frozenset[str]:
     return frozenset(seeded - written)
 
 
-def selected_table(sql: str) -> str:
+def selected_table(sql: str, repo: RepoMap) -> str:
     """The table a one-table SELECT reads ('' for joins, subqueries, or SQL sqlglot cannot read)."""
-    try:
-        tree = sqlglot.parse_one(sql.replace("?", "NULL"), error_level=sqlglot.ErrorLevel.IGNORE)
-    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError):
-        return ""
+    from tuber.phases.rules.database._scoped import parse_query
+
+    tree = parse_query(sql, repo)
     if not isinstance(tree, exp.Select):
         return ""
     tables = list(tree.find_all(exp.Table))

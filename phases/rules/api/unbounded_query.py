@@ -144,7 +144,7 @@ def _unbounded(origin: q.Origin, repo: RepoMap) -> bool:
     lookups = lookup_tables(repo)
     if origin.sql:  # and, as below, not one parent's children, nor a seeded lookup table
         return (not GROUPED_SQL.search(origin.sql) and not q.has_limit(origin.sql)
-                and not scoped_to_parent(origin, repo) and selected_table(origin.sql) not in lookups)
+                and not scoped_to_parent(origin, repo) and selected_table(origin.sql, repo) not in lookups)
     model = q.models(repo).get(origin.model)
     if model is not None and model.table.lower() in lookups:
         return False

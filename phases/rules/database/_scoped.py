@@ -98,16 +98,28 @@ def paged_tables(repo: RepoMap) -> frozenset[str]:
     return repo.derived("paged_tables", build)
 
 
+def parse_query(sql: str, repo: RepoMap) -> exp.Expr | None:
+    """A query's SQL parsed once per repository, in its dialect, placeholders as `:p` (None when sqlglot cannot
+    read it): the list and exposure rules ask about the same statements."""
+    parsed: dict[str, exp.Expr | None] = repo.derived("parsed_queries", dict)
+    if sql not in parsed:
+        try:
+            with quiet_sqlglot():
+                parsed[sql] = sqlglot.parse_one(_PARAMS.sub(":p", sql),
+                                                read=glot_dialect(getattr(repo, "database", "")) or None)
+        except (sqlglot.errors.ParseError, sqlglot.errors.TokenError, ValueError, RecursionError):
+            parsed[sql] = None
+    return parsed[sql]
+
+
 def _sql_scoped(sql: str, repo: RepoMap) -> bool:
     """Raw SQL whose WHERE compares a foreign-key column of its FROM table with a bound value (`SELECT ... FROM
     tickets WHERE order_id = %s` lists one order's tickets), unless the repository pages that table elsewhere,
     or picks rows by primary key (`id IN (...)`)."""
-    try:
-        with quiet_sqlglot():
-            tree = sqlglot.parse_one(_PARAMS.sub(":p", sql), read=glot_dialect(getattr(repo, "database", "")) or None)
-    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError, ValueError, RecursionError):
+    tree = parse_query(sql, repo)
+    if not isinstance(tree, exp.Select):
         return False
-    source = tree.args.get("from_") or tree.args.get("from") if isinstance(tree, exp.Select) else None
+    source = tree.args.get("from_") or tree.args.get("from")
     if source is None or not isinstance(source.this, exp.Table):
         return False
     table = _tables(repo).get(source.this.name)

@@ -16,12 +16,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import sqlglot
 from sqlglot import exp
 from tuber.phases.datamap.endpoints import endpoint_function
 from tuber.phases.datamap.repo import RepoMap
 from tuber.phases.rules.base import SourceFile, dotted_name
 from tuber.phases.rules.database import _queries as q
+from tuber.phases.rules.database._scoped import parse_query
 from tuber.phases.rules.security._guards import is_login_like
 from tuber.phases.rules.security._sensitive_models import credential_columns
 
@@ -78,10 +78,7 @@ def _whole_rows(expr: ast.expr) -> Iterator[ast.expr]:
 
 
 def _leak(sql: str, repo: RepoMap, function: q.Def, line: int) -> RowLeak | None:
-    try:
-        tree = sqlglot.parse_one(sql.replace("%s", "NULL").replace("?", "NULL"), error_level=sqlglot.ErrorLevel.IGNORE)
-    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError):
-        return None
+    tree = parse_query(sql, repo)
     if not isinstance(tree, exp.Select):
         return None
     tables = list(tree.find_all(exp.Table))
