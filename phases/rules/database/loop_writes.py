@@ -106,7 +106,7 @@ def detect(file: SourceFile, repo: RepoMap) -> Iterator[Hit]:
         function = next((p for p in reversed(parents) if isinstance(p, q.Def)), None)
         endpoint = q.request_endpoint(repo, file.path, function.name) if function else None
         scope = next((p for p in reversed(parents) if isinstance(p, q.Def | ast.ClassDef)), file.tree)
-        plan, bulk = _plan(node, commits, writes, scope, file, repo)
+        plan, bulk = _plan(node, body, commits, writes, scope, file, repo)
         what = (f"{dotted_name(commits[0].func)}() per iteration" if commits
                 else f"{file.segment(writes[0].func)}(...) per row")
         yield Hit(
@@ -170,12 +170,12 @@ def _assigned_in(loop: ast.AST, name: str) -> bool:
                for n in ast.walk(loop))
 
 
-def _plan(loop: ast.For | ast.AsyncFor, commits: list[ast.Call], writes: list[ast.Call], scope: bq.Scope,
-          file: SourceFile, repo: RepoMap) -> tuple[str | None, dict[str, Any] | None]:
+def _plan(loop: ast.For | ast.AsyncFor, own: list[ast.AST], commits: list[ast.Call], writes: list[ast.Call],
+          scope: bq.Scope, file: SourceFile, repo: RepoMap) -> tuple[str | None, dict[str, Any] | None]:
     """The fix plan (None when no safe mechanical fix exists) and, for a bulk plan, what it rewrites:
     'move_commit' when a trailing per-row commit can move after the loop; 'executemany' for a body that is one
-    DB-API execute (and maybe the commit); 'bulk_create' / 'bulk_update' / 'insert_many' (see _bulk_writes)."""
-    own = list(_own_nodes(loop))
+    DB-API execute (and maybe the commit); 'bulk_create' / 'bulk_update' / 'insert_many' (see _bulk_writes).
+    `own`: the loop body's own nodes (`_own_nodes`)."""
     if loop.orelse or any(isinstance(n, ast.Return | ast.Yield | ast.YieldFrom) for n in own):
         return None, None
     last = loop.body[-1]
