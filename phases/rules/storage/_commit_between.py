@@ -70,10 +70,13 @@ def split_session_writes(function: q.Def, guarded: set[int]) -> dict[str, list[t
     """For each session that commits between its own ORM writes (writes before a commit, writes after it, and
     a commit after the last one), those writes. Writes and commits in `guarded` (inside a transaction block)
     do not count; a session that commits inside a loop is loop_writes' finding, not this one."""
+    by_receiver = tx.commit_calls(function)
+    if all(len(calls) < 2 for calls in by_receiver.values()):
+        return {}  # most functions: no receiver commits twice (detect runs this on every function)
     in_loops = {id(n) for loop in q.walk_function(function) if isinstance(loop, ast.For | ast.AsyncFor | ast.While)
                 for n in ast.walk(loop)}
     out: dict[str, list[tx.Write]] = {}
-    for receiver, calls in tx.commit_calls(function).items():
+    for receiver, calls in by_receiver.items():
         commits = sorted(c.lineno for c in calls if id(c) not in guarded)
         if not receiver or len(commits) < 2 or any(id(c) in in_loops for c in calls):
             continue

@@ -48,15 +48,18 @@ class Split:
 
 def split_blocks(function: q.Def, file: SourceFile, repo: RepoMap) -> Split | None:
     """The first run of transaction blocks in `function` where a later block uses what an earlier one wrote."""
+    opening = sorted((n for n in q.walk_function(function) if isinstance(n, ast.With | ast.AsyncWith) and any(
+        isinstance(i.context_expr, ast.Call) and scan.opens_transaction(i.context_expr) for i in n.items)),
+        key=lambda n: n.lineno)
+    if len(opening) < 2:
+        return None  # one block, or none (most functions: detect runs this on every one), is not a split
     excluded = {id(n) for node in q.walk_function(function)
                 if isinstance(node, ast.For | ast.AsyncFor | ast.While | ast.ExceptHandler)
                 for n in ast.walk(node)}
     blocks: list[tuple[ast.With | ast.AsyncWith, list[ast.Call]]] = []
     inside: set[int] = set()
-    for node in sorted((n for n in q.walk_function(function) if isinstance(n, ast.With | ast.AsyncWith)),
-                       key=lambda n: n.lineno):
-        if id(node) in inside or id(node) in excluded or not any(
-                isinstance(i.context_expr, ast.Call) and scan.opens_transaction(i.context_expr) for i in node.items):
+    for node in opening:
+        if id(node) in inside or id(node) in excluded:
             continue
         inside |= {id(n) for n in ast.walk(node)}
         writes = [c for c in ast.walk(node) if isinstance(c, ast.Call) and _is_write(c, node, file, repo)]
